@@ -111,9 +111,7 @@ class Action:
             if key not in obj:
                 raise ParseError(f"{kind} action is missing key {key!r}")
             if not isinstance(obj[key], str):
-                raise ParseError(
-                    f"action {key!r} must be a string, got {type(obj[key]).__name__}"
-                )
+                raise ParseError(f"action {key!r} must be a string, got {type(obj[key]).__name__}")
         if "name" in allowed and not obj["name"].strip():
             raise ParseError("action 'name' is empty")
         return cls(kind, obj.get("name"), obj.get("text"))  # type: ignore[arg-type]

