@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from customer_r1.cli.data_build import build
+from customer_r1.cli.data_inspect import inspect
 
 app = typer.Typer(no_args_is_help=True)
 app.command("build")(build)
+app.command("inspect")(inspect)
