@@ -1,7 +1,12 @@
-"""`customer-r1 evaluate` commands."""
+"""`customer-r1 eval` commands: each command lives in its own module."""
 
 from __future__ import annotations
 
 import typer
 
+from customer_r1.cli.eval_score import ablations, report, score
+
 app = typer.Typer(no_args_is_help=True)
+app.command("score")(score)
+app.command("report")(report)
+app.command("ablations")(ablations)

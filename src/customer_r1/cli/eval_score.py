@@ -1,0 +1,155 @@
+"""`customer-r1 eval score | report | ablations`: plain functions the eval group registers.
+
+They are not a Typer app of their own so ``cli/evaluate.py`` can mount them next to
+``predict`` with ``app.command()(score)`` etc. Errors in the inputs exit with code 2
+and one line saying what is wrong, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from customer_r1.evaluation.ablations import parse_run_options, run_ablations
+from customer_r1.evaluation.metrics import RULES, load_click_type_lookup
+from customer_r1.evaluation.report import evaluate_run, fmt, write_report
+
+_ClickTypes = Annotated[
+    Path | None,
+    typer.Option(
+        "--click-types",
+        help="build.json (or the built folder) whose click_type_lookup types predicted names; "
+        "default: the preds' own gold name->type pairs.",
+    ),
+]
+_Ceilings = Annotated[
+    Path | None,
+    typer.Option(
+        "--ceilings",
+        help="Synthetic WORLD_DIR (or world.json): compare exact match with its Bayes ceilings.",
+    ),
+]
+
+
+def _fail(msg: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {msg}", highlight=False)
+    return typer.Exit(2)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)
+
+
+def score(
+    preds: Annotated[Path, typer.Argument(help="preds.jsonl written by `eval predict`.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print all metrics as JSON.")] = False,
+    click_types: _ClickTypes = None,
+    ceilings: _Ceilings = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split whose ceilings to use (default: the rows' own).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON to this file.")
+    ] = None,
+) -> None:
+    """Score predictions: exact match, action-type and click-type F1, session outcome, fidelity."""
+    try:
+        lookup = load_click_type_lookup(click_types) if click_types else None
+        result = evaluate_run(preds, lookup=lookup, ceilings=ceilings, split=split)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from exc
+    assert result.scores is not None and result.fidelity is not None
+    payload = {
+        "preds": str(preds),
+        "headline": result.headline(),
+        "metrics": result.scores.to_dict(),
+        "fidelity": result.fidelity.to_dict(),
+    }
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(_dump(payload) + "\n", encoding="utf-8")
+    if json_out:
+        typer.echo(_dump(payload))
+        return
+    s = result.scores
+    table = Table(title=f"{preds} ({s.n_examples} examples, mode: {', '.join(s.modes) or '?'})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("next-action exact match %", fmt(s.exact_match)),
+        ("format validity %", fmt(s.format_validity)),
+        ("action-type accuracy %", fmt(s.type_accuracy)),
+        ("action-type macro-F1 %", fmt(s.type_macro_f1)),
+        ("action-type weighted-F1 %", fmt(s.type_weighted_f1)),
+        (f"click-type weighted-F1 % (n={s.n_click_steps})", fmt(s.click_type_weighted_f1)),
+        (f"outcome accuracy % (sessions={s.n_sessions})", fmt(s.outcome_accuracy)),
+        ("outcome weighted-F1 %", fmt(s.outcome_f1)),
+        ("mean JS action type (bits)", fmt(result.fidelity.mean_js_action_type, False)),
+        ("mean JS click type (bits)", fmt(result.fidelity.mean_js_click_type, False)),
+    ]
+    rows += [
+        (f"exact match % | true {t} (n={v['n']})", fmt(v["exact_match"]))
+        for t, v in s.exact_match_by_type.items()
+    ]
+    if result.fidelity.ceilings:
+        c = result.fidelity.ceilings
+        rows += [
+            ("Bayes ceiling, persona %", fmt(c["ceiling_persona"])),
+            ("Bayes ceiling, persona-blind %", fmt(c["ceiling_blind"])),
+            ("EM / persona ceiling %", fmt(c["fraction_of_ceiling"])),
+        ]
+    for name, value in rows:
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    console.print(f"[dim]{RULES['outcome']}[/dim]", highlight=False)
+
+
+def report(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run folders, each with preds.jsonl (+ run.json label).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write report.md/json and PNGs.")],
+    click_types: _ClickTypes = None,
+    ceilings: _Ceilings = None,
+) -> None:
+    """Write one report (markdown table beside the paper's numbers, JSON, plots) for runs."""
+    try:
+        path = write_report(run_dirs, out, ceilings=ceilings, click_types=click_types)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(str(path))
+
+
+def ablations(
+    run: Annotated[
+        list[str],
+        typer.Option(
+            "--run",
+            help="NAME=PREDS (preds.jsonl or its run folder); repeat: real, none, shuffled, "
+            "no_rationale, ...",
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write ablations.md and ablations.json here.")
+    ] = None,
+    baseline: Annotated[str, typer.Option(help="Run the deltas are taken against.")] = "real",
+    click_types: _ClickTypes = None,
+    ceilings: _Ceilings = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON, not markdown.")] = False,
+) -> None:
+    """Score the persona / rationale ablation runs side by side with deltas vs `real`."""
+    try:
+        specs = parse_run_options(run)
+        lookup = load_click_type_lookup(click_types) if click_types else None
+        table = run_ablations(
+            specs, baseline=baseline, lookup=lookup, ceilings=ceilings, out_dir=out
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(_dump(table.to_dict()) if json_out else table.to_markdown())
