@@ -23,8 +23,9 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A byte-level BPE trained in a second on hand-made pages (no downloads)."""
-    from customer_r1.training.bases import train_tokenizer
     from shopdata import make_data
+
+    from customer_r1.training.bases import train_tokenizer
 
     data = make_data(n_sessions=6)
     texts = [st.observation.html for s in data.sessions for st in s.steps]

@@ -59,5 +59,7 @@ def make_data(n_users: int = 3, n_sessions: int = 4, n_steps: int = 5, items: in
                     rationale_source="human" if t % 2 else None,
                 )
             )
-        sessions.append(Session(f"{uid}_2025-04-14T21:52:00Z_{s}", uid, "train" if s < n_sessions - 1 else "test", steps))
+        sessions.append(
+            Session(f"{uid}_2025-04-14T21:52:00Z_{s}", uid, "train" if s < n_sessions - 1 else "test", steps)
+        )
     return ShoppingData(users, sessions, source="hand-made")

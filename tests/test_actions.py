@@ -92,7 +92,11 @@ def test_invalid_actions_refused():
 
 def test_click_type_lookup_exact_then_suffix_then_other():
     lut = ClickTypeLookup.from_pairs(
-        [("buybox.add_to_cart", "purchase"), ("x.add_to_cart", "purchase"), ("nav_bar.search_button", "search")]
+        [
+            ("buybox.add_to_cart", "purchase"),
+            ("x.add_to_cart", "purchase"),
+            ("nav_bar.search_button", "search"),
+        ]
     )
     assert lut("buybox.add_to_cart") == "purchase"
     assert lut("other_box.add_to_cart") == "purchase"

@@ -4,6 +4,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from shopdata import make_data
 
 from customer_r1.actions import Action, parse_completion
 from customer_r1.data.budget import BudgetError, DropOldestPages, ExampleCosts
@@ -15,7 +16,6 @@ from customer_r1.data.examples import (
     write_examples,
 )
 from customer_r1.data.tokens import TokenCounter
-from shopdata import make_data
 
 
 def build(data, tok, **kw):
@@ -112,7 +112,7 @@ def test_budget_cuts_current_page_when_history_is_gone(tiny_tokenizer, smollm2_t
         counter = TokenCounter(tok)
         _, full = build(data, tok, token_budget=100_000)
         budget = min(r["prompt_tokens"] for r in full) + 50
-        b, rows = build(data, tok, token_budget=budget)
+        _, rows = build(data, tok, token_budget=budget)
         cut = [r for r in rows if r["page_truncated"]]
         assert cut, "some current page must be cut"
         for r in rows:
@@ -129,7 +129,9 @@ def test_budget_too_small_is_a_clear_error(tiny_tokenizer):
 
 
 def test_strategy_order_on_costs_alone():
-    costs = ExampleCosts(fixed=100, history_full=(50, 60, 70), history_dropped=(5, 5, 5), current_page=200, cut_marker=3)
+    costs = ExampleCosts(
+        fixed=100, history_full=(50, 60, 70), history_dropped=(5, 5, 5), current_page=200, cut_marker=3
+    )
     plan = DropOldestPages().plan(costs, 100 + 5 + 60 + 70 + 200)
     assert plan.keep_history == (False, True, True) and plan.current_page_tokens is None
     plan = DropOldestPages().plan(costs, 100 + 15 + 200)
@@ -162,7 +164,9 @@ def test_write_examples_parquet_and_build_json(tmp_path, tiny_tokenizer):
     stats = write_examples(data, cfg, tmp_path, counter=TokenCounter(tiny_tokenizer))
     assert stats.examples == {"test": 5, "train": 15}
     t = pq.read_table(tmp_path / "train.parquet")
-    assert t.num_rows == 15 and {"prompt", "completion", "action_json", "prompt_tokens"} <= set(t.column_names)
+    assert t.num_rows == 15 and {"prompt", "completion", "action_json", "prompt_tokens"} <= set(
+        t.column_names
+    )
     meta = json.loads((tmp_path / "build.json").read_text())
     assert meta["config"]["token_budget"] == 100_000
     assert meta["click_type_lookup"]["exact"]["results.p1_item_1.title"] == "product_link"

@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import pytest
-
-from customer_r1.data.persona import NO_PERSONA_TEXT, assign_personas, build_personas, render_persona, render_survey
-from customer_r1.domain import User
 from shopdata import survey
+
+from customer_r1.data.persona import (
+    NO_PERSONA_TEXT,
+    assign_personas,
+    build_personas,
+    render_persona,
+    render_survey,
+)
+from customer_r1.domain import User
 
 
 def test_render_survey_has_every_answer_in_order():

@@ -99,11 +99,18 @@ def test_registry_and_unknown_name():
 
     with pytest.raises(ValueError, match="unknown reward"):
         make_rewards(["nope"])
+    with pytest.raises(ValueError, match="cannot import reward"):
+        make_rewards(["no.such.module:fn"])
+    assert make_rewards(["customer_r1.rewards.functions:completion_text"])[0] is not None
+    with pytest.raises(ValueError, match="unknown reward"):
+        make_rewards(["nope"])
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 

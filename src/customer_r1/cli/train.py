@@ -1,7 +1,51 @@
-"""`customer-r1 train` commands."""
+"""`customer-r1 train sft|grpo --config RECIPE [--field value ...]`: TRL entry points.
+
+Everything after the recipe is a field override in TRL's ``--name value`` form, e.g.
+``--learning_rate 1e-5 --output_dir runs/x``. Multi-GPU runs launch the same modules
+with accelerate: ``accelerate launch --config_file recipes/accelerate/zero3.yaml -m
+customer_r1.training.sft --config RECIPE``.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _argv(config: Path, ctx: typer.Context) -> list[str]:
+    if not config.exists():
+        raise typer.BadParameter(f"recipe {config} not found", param_hint="--config")
+    return ["--config", str(config), *ctx.args]
+
+
+@app.command("sft", context_settings=_EXTRA)
+def sft(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/sft.yaml).")],
+) -> None:
+    """Supervised fine-tuning over TRL's SFTTrainer (completion-only loss, LoRA by --use_peft)."""
+    from customer_r1.training import sft as sft_mod
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    metrics = sft_mod.main(_argv(config, ctx))
+    typer.echo(json.dumps(metrics, indent=2))
+
+
+@app.command("grpo", context_settings=_EXTRA)
+def grpo(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/grpo.yaml).")],
+) -> None:
+    """GRPO over TRL's GRPOTrainer with the format + difficulty-weighted action reward."""
+    from customer_r1.training import grpo as grpo_mod
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    metrics = grpo_mod.main(_argv(config, ctx))
+    typer.echo(json.dumps(metrics, indent=2))

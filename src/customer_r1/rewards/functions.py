@@ -156,9 +156,33 @@ def make_binary_action_reward(cfg: RewardConfig) -> RewardFn:
 
 
 def make_rewards(names: Sequence[str], cfg: RewardConfig | None = None) -> list[RewardFn]:
-    """Reward functions by registry name, for ``GRPOTrainer(reward_funcs=...)``."""
+    """Reward functions for ``GRPOTrainer(reward_funcs=...)``.
+
+    A name is a registry key (``format``, ``action``, ``action_binary``) or an import
+    path ``package.module:function`` naming a function with TRL's reward signature, so
+    a recipe can add a reward without touching this module.
+    """
     cfg = cfg or RewardConfig()
-    unknown = [n for n in names if n not in REWARD_REGISTRY]
-    if unknown:
-        raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(REWARD_REGISTRY)}")
-    return [REWARD_REGISTRY[n](cfg) for n in names]
+    out: list[RewardFn] = []
+    for name in names:
+        if name in REWARD_REGISTRY:
+            out.append(REWARD_REGISTRY[name](cfg))
+        elif ":" in name:
+            out.append(_import_reward(name))
+        else:
+            known = sorted(REWARD_REGISTRY)
+            raise ValueError(f"unknown reward {name!r}; known: {known} or 'module:function'")
+    return out
+
+
+def _import_reward(path: str) -> RewardFn:
+    import importlib
+
+    module, _, attr = path.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot import reward {path!r}: {exc}") from exc
+    if not callable(fn):
+        raise ValueError(f"reward {path!r} is not callable")
+    return fn

@@ -1,0 +1,174 @@
+"""What SFT and GRPO share: model and data loading, resuming, saving the run's record."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from customer_r1.training.configs import DataArguments
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """``smollm2`` names the bundled SmolLM2-135M-Instruct; anything else is an HF id or path."""
+    if not name_or_path:
+        raise ValueError("model_name_or_path is required (an HF id, a path, or 'smollm2')")
+    if name_or_path == "smollm2":
+        from customer_r1.training.bases import smollm2_dir
+
+        return str(smollm2_dir())
+    return name_or_path
+
+
+def load_tokenizer_for(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        raise ValueError(f"tokenizer at {path} has no chat template; the examples are chat messages")
+    return tok
+
+
+def load_model(path: str, model_args: Any, training_args: Any) -> Any:
+    """A causal LM from a path; a LoRA checkpoint (e.g. SFT with PEFT) is merged first."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype: Any = getattr(model_args, "dtype", None) or "auto"
+    if dtype not in ("auto", None):
+        dtype = getattr(torch, dtype)
+    if getattr(training_args, "use_cpu", False) and dtype in ("auto", torch.bfloat16, torch.float16):
+        dtype = torch.float32  # CPU training runs in float32
+    kwargs = {"dtype": dtype, "attn_implementation": getattr(model_args, "attn_implementation", None)}
+    if (Path(path) / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        log.info("merging the LoRA adapter at %s into its base", path)
+        return AutoPeftModelForCausalLM.from_pretrained(path, **kwargs).merge_and_unload()
+    return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+
+
+def load_examples(args: DataArguments, split: str, keep: list[str] | None = None) -> Any:
+    """A built split as a ``datasets.Dataset``, with the missing-rationale policy applied."""
+    from datasets import load_dataset
+
+    path = Path(args.dataset_path)
+    file = path / f"{split}.parquet" if path.is_dir() else path
+    if not file.exists():
+        raise FileNotFoundError(f"no built split at {file}; run `customer-r1 data build ... --out {path}`")
+    ds = load_dataset("parquet", data_files=str(file), split="train")
+    if "needs_rationale" in ds.column_names:
+        missing = sum(ds["needs_rationale"])
+        if missing:
+            if args.missing_rationales == "error":
+                raise ValueError(
+                    f"{missing} of {len(ds)} examples in {file} have no rationale (rationale mode on). "
+                    "Synthesise them (`customer-r1 data rationales`), or set missing_rationales to "
+                    "'drop' or 'keep'."
+                )
+            if args.missing_rationales == "drop":
+                ds = ds.filter(lambda r: not r["needs_rationale"])
+                log.warning(
+                    "dropped %d examples without a rationale from %s (%d left)", missing, file, len(ds)
+                )
+            elif args.missing_rationales != "keep":
+                raise ValueError(
+                    f"missing_rationales must be error, drop or keep, got {args.missing_rationales!r}"
+                )
+    if args.max_train_examples is not None and split == args.train_split:
+        ds = ds.select(range(min(args.max_train_examples, len(ds))))
+    if keep is not None:
+        ds = ds.select_columns([c for c in keep if c in ds.column_names])
+    if len(ds) == 0:
+        raise ValueError(f"no examples left to train on in {file}")
+    return ds
+
+
+def check_lengths(ds: Any, tokenizer: Any, model: Any, completion_tokens: int) -> int:
+    """Fail early when prompts (built within a budget) plus completions exceed the model's context."""
+    if "prompt_tokens" not in ds.column_names:
+        return 0
+    counts = [c for c in ds["prompt_tokens"] if c is not None]
+    longest = max(counts) if counts else 0
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and longest + completion_tokens > limit:
+        raise ValueError(
+            f"the longest prompt has {longest} tokens and completions up to {completion_tokens}, over the "
+            f"model's {limit} positions; rebuild the examples with --budget {limit - completion_tokens}"
+        )
+    return longest
+
+
+def last_checkpoint(training_args: Any) -> str | None:
+    """Resume from the last checkpoint in output_dir unless told otherwise (open-r1's rule)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if training_args.resume_from_checkpoint:
+        return str(training_args.resume_from_checkpoint)
+    out = training_args.output_dir
+    if out and os.path.isdir(out):
+        ckpt = get_last_checkpoint(out)
+        if ckpt is not None:
+            log.info("resuming from %s", ckpt)
+        return ckpt
+    return None
+
+
+def save_run_record(
+    output_dir: str, stage: str, *dataclass_args: Any, metrics: dict[str, Any] | None = None
+) -> None:
+    """The resolved config (every field of every config) and metrics beside the model."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    resolved: dict[str, Any] = {"stage": stage}
+    for obj in dataclass_args:
+        d = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        resolved[type(obj).__name__] = json.loads(json.dumps(d, default=str))
+    (out / "resolved_config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    if metrics is not None:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def weights_fingerprint(model: Any) -> str:
+    """SHA-256 over every parameter (name, dtype, bytes): equal iff the weights are equal."""
+    h = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        t = p.detach().float().cpu().contiguous()
+        h.update(name.encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def fingerprint_callback() -> Any:
+    from transformers import TrainerCallback
+
+    class RankFingerprint(TrainerCallback):
+        """Writes each rank's weight hash at the end of training."""
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            rank = int(os.environ.get("RANK", "0"))
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            (Path(args.output_dir) / f"fingerprint-rank{rank}.txt").write_text(weights_fingerprint(model))
+
+    return RankFingerprint()
+
+
+def parse_config(config_cls: type, script_cls: type, argv: list[str]) -> tuple[Any, Any, Any]:
+    """(script args, TRL training config, model config) from ``--config FILE`` plus overrides."""
+    from trl import ModelConfig, TrlParser
+
+    parser = TrlParser((script_cls, config_cls, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    if not script_args.dataset_path:
+        raise ValueError("dataset_path is required (in the recipe or as --dataset_path)")
+    return script_args, training_args, model_args
