@@ -1,0 +1,203 @@
+"""Write a world in OPeRA-filtered's layout, with the policy sidecar and world.json,
+and read the sidecar and world.json back.
+
+``OUT/OPeRA_filtered/{action,session,user}`` is what the OPeRA loader reads unchanged;
+``OUT/world/policy_{split}.parquet`` holds, per action id, every possible action on the
+page (canonical action JSON) with the true policy's and the persona-blind probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from customer_r1.actions import Action
+from customer_r1.world.stats import OPERA_REFERENCE
+
+if TYPE_CHECKING:
+    from customer_r1.world.generate import Progress, World, WorldStep
+    from customer_r1.world.pages import Page
+
+FORMAT_VERSION = 1
+ACTION_COLUMNS = ("session_id", "action_id", "timestamp", "action_type", "click_type",
+                  "semantic_id", "mouse_position", "element_meta", "url", "window_size",
+                  "page_meta", "simplified_html", "rationale", "products", "input_text", "image")
+ACTION_SCHEMA = pa.schema([(c, pa.string()) for c in ACTION_COLUMNS])
+SESSION_SCHEMA = pa.schema([("session_id", pa.string()), ("user_id", pa.string()),
+                            ("action_count", pa.int64())])
+USER_SCHEMA = pa.schema([(c, pa.string()) for c in (
+    "user_id", "survey", "raw_survey", "interview_transcript", "interview_transcript_processed")])
+POLICY_SCHEMA = pa.schema([
+    ("action_id", pa.string()), ("session_id", pa.string()), ("step_index", pa.int32()),
+    ("actions", pa.list_(pa.string())), ("probs", pa.list_(pa.float64())),
+    ("blind_probs", pa.list_(pa.float64())), ("motive", pa.string()),
+])
+WINDOW = json.dumps({"width": 1920, "height": 934})
+CHUNK = 256  # rows rendered and written at a time (OPeRA-sized pages are ~100k chars)
+
+
+def _dumps(x: Any) -> str:
+    return json.dumps(x, ensure_ascii=False)
+
+
+def page_candidates(page: Page, support: list[Action]) -> list[Action]:
+    """Every action possible on a page, in page order: a click per named element, the
+    policy's texts for each text input, and terminate last. Orders agree with the
+    support's, so argmax ties break the same way in both."""
+    inputs: dict[str, list[Action]] = {}
+    for a in support:
+        if a.type == "input":
+            inputs.setdefault(a.name, []).append(a)  # type: ignore[arg-type]
+    out: list[Action] = []
+    for name, el in page.elements.items():
+        if el.is_input:
+            out.extend(sorted(inputs.get(name, []), key=lambda a: a.text or ""))
+        else:
+            out.append(Action.click(name))
+    out.append(Action.terminate())
+    return out
+
+
+def _expand(cands: list[Action], support: list[Action], p: np.ndarray) -> list[float]:
+    idx = {a: i for i, a in enumerate(support)}
+    missing = set(support) - set(cands)
+    if missing:
+        raise AssertionError(f"policy support not on the page: {sorted(map(str, missing))}")
+    return [float(p[idx[a]]) if a in idx else 0.0 for a in cands]
+
+
+def _action_row(world: World, session_id: str, st: WorldStep, page: Page) -> dict[str, Any]:
+    a = st.action
+    return {
+        "session_id": session_id,
+        "action_id": st.action_id,
+        "timestamp": st.timestamp,
+        "action_type": a.type,
+        "click_type": st.click_type,
+        "semantic_id": a.name,
+        "mouse_position": _dumps(st.mouse),
+        "element_meta": _dumps(st.element_meta) if st.element_meta else "{}",
+        "url": page.url,
+        "window_size": WINDOW,
+        "page_meta": _dumps(page.page_meta),
+        "simplified_html": page.html,
+        "rationale": st.rationale,
+        "products": _dumps(st.products) if st.products else None,
+        "input_text": a.text if a.type == "input" else None,
+        "image": "",
+    }
+
+
+def export_world(world: World, out_dir: str | Path,
+                 progress: Progress | None = None) -> dict[str, Any]:
+    """Write the OPeRA layout, the sidecars and world.json; return world.json's content."""
+    out = Path(out_dir)
+    root = out / "OPeRA_filtered"
+    (root / "action").mkdir(parents=True, exist_ok=True)
+    (out / "world").mkdir(parents=True, exist_ok=True)
+    total = sum(len(s.steps) for s in world.sessions)
+    done = 0
+    for split in world.splits:
+        sessions = world.split(split)
+        rows = [(s.session_id, i, st) for s in sessions for i, st in enumerate(s.steps)]
+        with pq.ParquetWriter(root / "action" / f"{split}-00000-of-00001.parquet",
+                              ACTION_SCHEMA) as aw, \
+                pq.ParquetWriter(out / "world" / f"policy_{split}.parquet", POLICY_SCHEMA) as pw:
+            for c0 in range(0, len(rows), CHUNK):
+                arows, prows = [], []
+                for sid, i, st in rows[c0:c0 + CHUNK]:
+                    page = world.page(st)
+                    arows.append(_action_row(world, sid, st, page))
+                    cands = page_candidates(page, st.actions)
+                    prows.append({
+                        "action_id": st.action_id, "session_id": sid, "step_index": i,
+                        "actions": [a.to_json() for a in cands],
+                        "probs": _expand(cands, st.actions, st.probs),
+                        "blind_probs": _expand(cands, st.actions, st.blind_probs),
+                        "motive": st.motive.key,
+                    })
+                aw.write_table(pa.Table.from_pylist(arows, schema=ACTION_SCHEMA))
+                pw.write_table(pa.Table.from_pylist(prows, schema=POLICY_SCHEMA))
+                done += len(arows)
+                if progress is not None:
+                    progress(done, total)
+        _write(root / "session" / split / f"{split}.parquet", SESSION_SCHEMA, [
+            {"session_id": s.session_id, "user_id": s.user_id, "action_count": len(s.steps)}
+            for s in sessions])
+        uids = list(dict.fromkeys(s.user_id for s in sessions))
+        _write(root / "user" / split / f"{split}.parquet", USER_SCHEMA, [
+            {"user_id": u, "survey": _dumps(world.users[u].survey),
+             "raw_survey": _dumps(world.users[u].survey), "interview_transcript": None,
+             "interview_transcript_processed": None} for u in uids])
+    info = {
+        "format": FORMAT_VERSION,
+        "config": asdict(world.config),
+        "ceilings": {sp: world.ceilings(sp) for sp in world.splits} | {"all": world.ceilings()},
+        "stats": world.stats(),
+        "opera_reference": OPERA_REFERENCE,
+        "ceiling_method": (
+            "persona: mean over steps of max_a p(a | page, history, persona). blind: mean of "
+            "p(argmax_a p_blind(a) | persona) with p_blind(a) = sum_theta p(theta | motives "
+            "so far) p(a | page, history, theta), a particle filter over a population drawn "
+            "from the trait prior (traits no decision has read yet redrawn each step)."),
+        "catalog": {"categories": [c.key for c in world.catalog.categories],
+                    "brands": list(world.catalog.brands),
+                    "products": len(world.catalog.products)},
+    }
+    (out / "world" / "world.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _write(path: Path, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+
+
+def load_world_info(out_dir: str | Path) -> dict[str, Any]:
+    """world.json of an exported world: config, ceilings per split, stats."""
+    return json.loads((Path(out_dir) / "world" / "world.json").read_text())
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRow:
+    """One step of the sidecar: possible actions (canonical JSON) and both distributions."""
+
+    action_id: str
+    session_id: str
+    step_index: int
+    actions: list[str]
+    probs: np.ndarray
+    blind_probs: np.ndarray
+    motive: str
+
+    def prob_of(self, action: Action | str) -> float:
+        """The policy's probability of an action (0 when it is not possible here)."""
+        key = action.to_json() if isinstance(action, Action) else action
+        try:
+            return float(self.probs[self.actions.index(key)])
+        except ValueError:
+            return 0.0
+
+
+def load_policy(out_dir: str | Path, split: str) -> dict[str, PolicyRow]:
+    """The sidecar of one split, by action id."""
+    t = pq.read_table(Path(out_dir) / "world" / f"policy_{split}.parquet").to_pylist()
+    return {r["action_id"]: PolicyRow(r["action_id"], r["session_id"], r["step_index"],
+                                      r["actions"], np.asarray(r["probs"]),
+                                      np.asarray(r["blind_probs"]), r["motive"]) for r in t}
+
+
+def ceilings_from_policy(rows: dict[str, PolicyRow] | list[PolicyRow]) -> dict[str, float]:
+    """Both ceilings recomputed from a sidecar alone (what a report can check)."""
+    rs = list(rows.values()) if isinstance(rows, dict) else list(rows)
+    if not rs:
+        return {"ceiling_persona": 0.0, "ceiling_blind": 0.0, "gap": 0.0, "steps": 0}
+    cp = float(np.mean([r.probs.max() for r in rs]))
+    cb = float(np.mean([r.probs[int(np.argmax(r.blind_probs))] for r in rs]))
+    return {"ceiling_persona": cp, "ceiling_blind": cb, "gap": cp - cb, "steps": len(rs)}

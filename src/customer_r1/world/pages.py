@@ -1,0 +1,552 @@
+"""Rendering: shop state -> simplified HTML page in OPeRA's style.
+
+Only the attributes OPeRA's simplifier keeps appear (alt, title, type, value, role,
+aria-*, href, name). Every interactive element gets a dotted ``name`` from
+:mod:`customer_r1.world.naming` and a fixed click type, and is registered with the
+effect a click has, so the shop (``shop.step``) and the shopper policy read the same
+page. ``compact`` pages keep a handful of short names for CPU training; ``opera``
+pages add carousels, product details and long footers to reach OPeRA's page length
+without changing what the shopper does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Literal
+
+from customer_r1.world.catalog import Product
+from customer_r1.world.naming import element_name, option_name, slug
+from customer_r1.world.shop import Effect, Shop, ShopConfig, ShopState
+
+PageSize = Literal["compact", "opera"]
+PAGE_SIZES: tuple[str, ...] = ("compact", "opera")
+HOST = "https://www.shop.example"
+_SPACES = re.compile(r" {2,}")
+_NEWLINES = re.compile(r"\n{2,}")
+
+
+def shop_config(size: PageSize) -> ShopConfig:
+    """Listing sizes per page size: 3 results a page when compact, 12 when OPeRA-sized."""
+    if size == "compact":
+        return ShopConfig()
+    if size == "opera":
+        return ShopConfig(results_per_page=12, brand_filters=8, related_terms=2, suggestions=2,
+                          store_products=6, quantity_max=10)
+    raise ValueError(f"unknown page size {size!r}; expected one of {PAGE_SIZES}")
+
+
+@dataclass(frozen=True, slots=True)
+class Element:
+    """An interactive element: its name, click type (None for a text input) and effect."""
+
+    name: str
+    click_type: str | None
+    effect: Effect
+    meta: dict[str, Any] | None = None
+
+    @property
+    def is_input(self) -> bool:
+        return self.click_type is None
+
+
+@dataclass(slots=True)
+class Page:
+    """A rendered page. ``roles`` maps what an element is for (``add``, ``sort_price``,
+    ``item:<pid>``) to its name, so the policy never parses HTML."""
+
+    kind: str
+    url: str
+    html: str
+    page_meta: dict[str, Any]
+    elements: dict[str, Element] = field(default_factory=dict)
+    roles: dict[str, str] = field(default_factory=dict)
+    listing: tuple[str, ...] = ()  # product ids shown as a list, in page order
+
+    @property
+    def effects(self) -> dict[str, Effect]:
+        return {n: e.effect for n, e in self.elements.items()}
+
+    def click_type(self, name: str) -> str | None:
+        el = self.elements.get(name)
+        return el.click_type if el else None
+
+
+class _Doc:
+    """Collects HTML pieces and registered elements while a page is built."""
+
+    def __init__(self, opera: bool) -> None:
+        self.opera = opera
+        self.parts: list[str] = []
+        self.elements: dict[str, Element] = {}
+        self.roles: dict[str, str] = {}
+
+    def w(self, s: str) -> None:
+        self.parts.append(s)
+
+    def text(self, tag: str, s: str, **attrs: str) -> None:
+        if self.opera:
+            self.parts.append(f"<{tag}{_attrs(attrs)}>{escape(s, quote=False)}</{tag}>")
+        else:  # compact: bare text, one space either side
+            self.parts.append(f" {escape(s, quote=False)} ")
+
+    def open(self, tag: str, name: str | None = None, **attrs: str) -> None:
+        """Open a container; its name and attributes are written only on OPeRA-sized pages."""
+        if not self.opera:  # compact: no wrappers, only a line break between blocks
+            self.parts.append("\n")
+            return
+        a = {"name": name} if name else {}
+        a.update(attrs)
+        self.parts.append(f"<{tag}{_attrs(a)}>")
+
+    def close(self, tag: str) -> None:
+        if self.opera:
+            self.parts.append(f"</{tag}>")
+
+    def el(self, tag: str, name: str, label: str, click_type: str | None, effect: Effect,
+           key: str | None = None, meta: dict[str, Any] | None = None, **attrs: str) -> str:
+        if name in self.elements:
+            raise ValueError(f"duplicate element name {name!r}")
+        self.elements[name] = Element(name, click_type, effect, meta)
+        if key:
+            self.roles[key] = name
+        if self.opera:
+            a = {"name": name, **attrs}
+        else:  # compact: the name (and an input's value) is all a model needs
+            a = {"name": name}
+            if tag == "input":
+                a["value"] = attrs.get("value", "")
+        if tag == "input":
+            self.parts.append(f"<input{_attrs(a)}/>")
+        else:
+            self.parts.append(f"<{tag}{_attrs(a)}>{escape(label, quote=False)}</{tag}>")
+        return name
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    return "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
+
+
+def display_title(p: Product, size: PageSize) -> str:
+    """Short titles on compact pages; OPeRA-length marketplace titles otherwise."""
+    if size == "compact":
+        return p.title
+    extra = {"color": "Multiple Colors", "size": "Several Sizes", "style": "Several Styles"}
+    return (f"{p.title}, Premium {p.category.title()} by {p.brand} - "
+            f"{extra.get(p.option_dim, 'One Size')}, Rated {p.rating} Stars")
+
+
+def _money(x: float) -> str:
+    return f"${x:,.2f}"
+
+
+def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
+    """Render the page for ``state``: HTML, URL, page_meta and the named elements."""
+    opera = size == "opera"
+    d = _Doc(opera)
+    cat = shop.catalog
+    prods = cat.products
+    d.w("<html><head></head><body>" if opera else "<html><body>")
+    _nav(d, state, shop, size)
+    listing: tuple[str, ...] = ()
+    meta: dict[str, Any] = {"search_term": [{"term": state.query if state.page == "search"
+                                             else ""}]}
+    kind = state.page
+    if kind == "home":
+        listing = state.deals
+        url = f"{HOST}/"
+        d.open("div", "deals", role="region", aria_label="Today's deals")
+        d.text("h2", "Today's deals")
+        for pid in state.deals:
+            _product_link(d, "deals", prods[pid], size, "promotion_items")
+        d.close("div")
+        meta["promotion_items"] = [_pmeta(prods[p]) for p in state.deals]
+    elif kind == "search":
+        url = f"{HOST}/s?URL_MASKED"
+        listing = _search(d, state, shop, size)
+        meta["search_results"] = [_pmeta(prods[p]) for p in listing]
+    elif kind == "product":
+        url = f"{HOST}/{slug(prods[state.product].title).replace('_', '-')}/dp/" \
+              f"{state.product}?URL_MASKED"
+        _product(d, state, shop, size)
+        p = prods[state.product]
+        meta["product_details"] = [{**_pmeta(p), "brand": p.brand,
+                                    "review_count": str(p.review_count)}]
+        if p.option_dim:
+            meta["product_options"] = [{"name": p.option_dim, "values": list(p.option_values),
+                                        "selected": state.option or p.option_values[0]}]
+    elif kind == "reviews":
+        url = f"{HOST}/product-reviews/{state.product}?URL_MASKED"
+        _reviews(d, state, shop, size)
+        meta["product_details"] = [_pmeta(prods[state.product])]
+    elif kind == "store":
+        url = f"{HOST}/stores/{state.store_brand}/page?URL_MASKED"
+        listing = shop.store(state)
+        d.open("div", "store", role="main")
+        d.text("h1", f"{state.store_brand} Store")
+        for pid in listing:
+            _product_link(d, "store", prods[pid], size, "search_results")
+        if state.query:
+            d.el("a", element_name(None, text="Back to results"), "Back to results",
+                 "page_related", Effect("back_results"), key="back_results", href="/s")
+        d.close("div")
+        meta["search_results"] = [_pmeta(prods[p]) for p in listing]
+    elif kind == "cart":
+        url = f"{HOST}/cart?URL_MASKED"
+        _cart(d, state, shop, size)
+    else:  # pragma: no cover - ShopState.page is a Literal
+        raise ValueError(kind)
+    if kind != "cart" and state.cart:
+        _side_bar(d, state, shop)
+    meta["cart_items"] = [
+        {"title": prods[c.pid].title, "asin": c.pid, "price": _money(prods[c.pid].price_for(
+            c.option)), "url": f"/gp/product/{c.pid}", "quantity": str(c.qty)}
+        for c in state.cart
+    ]
+    if opera:
+        _filler(d, state, shop, size)
+    d.w("</body></html>")
+    text = "".join(d.parts)
+    if not opera:
+        text = _SPACES.sub(" ", text).replace(" \n", "\n").replace("\n ", "\n")
+        text = _NEWLINES.sub("\n", text)
+    page = Page(kind, url, text, meta, d.elements, d.roles, listing)
+    return page
+
+
+def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
+    d.open("div", "nav_bar", role="navigation", aria_label="Primary")
+    value = state.typed or (state.query if state.page == "search" else "")
+    d.el("input", element_name("nav_bar", part="search_input"), "", None, Effect("type"),
+         key="search_input", type="text", value=value, aria_label="Search")
+    d.el("button", element_name("nav_bar", part="search_button"), "Search", "search",
+         Effect("search"), key="search_button")
+    d.el("a", element_name("nav_bar", text="Home"), "Home", "nav_bar", Effect("home"),
+         key="home", href="/")
+    d.el("a", element_name("nav_bar", text="Cart"), "Cart", "nav_bar", Effect("cart"),
+         key="cart", href="/cart")
+    if state.cart or size == "opera":
+        d.text("span", str(sum(c.qty for c in state.cart)))
+    if size == "opera":
+        for dept in _DEPARTMENTS:
+            d.el("a", element_name("nav_bar.departments", text=dept), dept, "nav_bar",
+                 Effect("noop"), href="/departments")
+    if state.typed:
+        parent = element_name("nav_bar", part="suggestions")
+        d.open("ul", parent, role="listbox")
+        for term in shop.suggestions(state.typed):
+            d.open("li")
+            d.el("a", element_name(parent, text=term), term, "suggested_term",
+                 Effect("search_term", term), key=f"suggestion:{term}", role="option")
+            d.close("li")
+        d.close("ul")
+    d.close("div")
+
+
+def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: str,
+                  role_prefix: str = "item") -> None:
+    title = display_title(p, size)
+    d.open("div")
+    d.el("a", element_name(parent, text=title), title, "product_link", Effect("product", p.pid),
+         key=f"{role_prefix}:{p.pid}",
+         meta={"name": meta_kind, "data": json.dumps(_pmeta(p))}, href=f"/dp/{p.pid}")
+    if size == "opera":
+        d.text("span", f"{_money(p.price)} {p.rating}★ ({p.review_count})")
+        d.w(f'<img alt="{escape(title)}"/>')
+        d.text("span", f"{p.rating} out of 5 stars, {p.review_count} ratings. "
+                       f"FREE delivery Tue, Apr 22 on orders shipped by the shop. "
+                       f"Only {3 + p.review_count % 17} left in stock - order soon.")
+    else:
+        d.text("span", f"{_money(p.price)} {p.rating}★")
+    d.close("div")
+
+
+def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str, ...]:
+    prods = shop.catalog.products
+    d.open("div", "search_controls", role="region")
+    sort_name = element_name(None, part="sort_by")
+    d.w(f'<select{_attrs({"name": sort_name})}>')
+    if size == "opera":
+        sorts = [("featured", "Featured", "sort_featured"),
+                 ("price", "Price: low to high", "sort_price"),
+                 ("rating", "Avg. customer review", "sort_rating")]
+    else:
+        sorts = [("price", "Price", "sort_price"), ("rating", "Rating", "sort_rating")]
+    for value, label, role in sorts:
+        d.el("option", option_name(sort_name, value), label, "filter", Effect("sort", value),
+             key=role, value=value)
+    d.w("</select>")
+    d.text("span", "Brand")
+    for b in shop.brand_filters(state):
+        d.el("a", element_name("brand", text=b), b, "filter", Effect("brand", b),
+             key=f"brand:{b}", aria_checked="true" if state.brand == b else "false")
+    d.close("div")
+    ids = shop.results(state)
+    d.open("div", "results", role="main")
+    shown = f"{state.query}{' · ' + state.brand if state.brand else ''}"
+    d.text("span", f"Results for {shown}" if ids else f"No results for {shown}")
+    for pid in ids:
+        _product_link(d, "results", prods[pid], size, "search_results")
+    d.close("div")
+    n = shop.n_pages(state)
+    d.open("div", "pagination", role="navigation")
+    if state.page_no > 1:
+        d.el("a", element_name("pagination", text="Previous"), "Previous", "page_related",
+             Effect("page", n=state.page_no - 1), key="prev_page")
+    if size == "opera":
+        for i in range(1, n + 1):
+            if i != state.page_no:
+                d.el("a", element_name("pagination", index=i), str(i), "page_related",
+                     Effect("page", n=i))
+    if state.page_no < n:
+        d.el("a", element_name("pagination", text="Next"), "Next", "page_related",
+             Effect("page", n=state.page_no + 1), key="next_page")
+    d.close("div")
+    related = shop.related(state)
+    if related:
+        d.open("div", "related_searches")
+        d.text("span", "Related:")
+        for term in related:
+            d.el("a", element_name("related", text=term), term, "suggested_term",
+                 Effect("search_term", term), key=f"related:{term}")
+        d.close("div")
+    return ids
+
+
+def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
+    p = shop.catalog.products[state.product]
+    title = display_title(p, size)
+    price = p.price_for(state.option)
+    d.open("div", "product_detail", role="main")
+    d.text("h1", title)
+    d.text("span", f"{_money(price)} · {p.rating}★ · {p.review_count} ratings")
+    d.el("a", element_name(None, text="See all reviews"), "See all reviews", "review",
+         Effect("reviews", "top"), key="reviews", href=f"/product-reviews/{p.pid}")
+    store_label = f"Visit the {p.brand} Store"
+    d.el("a", element_name(None, text=store_label), store_label, "other",
+         Effect("store", p.brand), key="store", href=f"/stores/{p.brand}")
+    if size == "opera":
+        d.text("p", p.description)
+    if p.option_dim:
+        parent = element_name("options", part=p.option_dim)
+        chosen = state.option or p.option_values[0]
+        d.open("div", parent, role="radiogroup", aria_label=p.option_dim)
+        d.text("span", f"{p.option_dim.title()}: {chosen}")
+        for v, vp in zip(p.option_values, p.option_prices, strict=True):
+            d.el("button", element_name(parent, text=v), v, "product_option",
+                 Effect("option", v), key=f"option:{v}",
+                 aria_pressed="true" if v == chosen else "false")
+            d.text("span", _money(vp))  # price differences per option value
+        d.close("div")
+    d.open("div", "buybox", role="form")
+    qname = element_name(None, part="quantity")
+    d.w(f'<select{_attrs({"name": qname})}>')
+    for i in range(1, shop.config.quantity_max + 1):
+        d.el("option", option_name(qname, str(i)), str(i), "quantity", Effect("qty", n=i),
+             key=f"qty:{i}", value=str(i), aria_selected="true" if i == state.qty else "false")
+    d.w("</select>")
+    if state.qty > 1:
+        d.text("span", f"Qty: {state.qty}")
+    d.el("button", element_name("buybox", part="add_to_cart"), "Add to Cart", "purchase",
+         Effect("add"), key="add")
+    d.el("button", element_name("buybox", part="buy_now"), "Buy Now", "purchase",
+         Effect("buy_now"), key="buy_now")
+    if p.subscribable:
+        d.el("button", element_name("buybox", part="subscribe"), "Subscribe & Save",
+             "purchase", Effect("subscribe"), key="subscribe")
+    d.close("div")
+    if state.query:
+        d.el("a", element_name(None, text="Back to results"), "Back to results",
+             "page_related", Effect("back_results"), key="back_results", href="/s")
+    d.close("div")
+    if size == "opera":
+        _product_details(d, p)
+
+
+def _reviews(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
+    p = shop.catalog.products[state.product]
+    critical = state.review_view == "critical"
+    d.open("div", "reviews", role="main")
+    d.text("h1", f"Reviews: {display_title(p, size)}")
+    d.text("span", f"{p.rating} out of 5 · {p.review_count} ratings")
+    shown = [r for r in p.reviews if r.stars <= 3] if critical else list(p.reviews)
+    if size == "compact":
+        shown = shown[:3]
+    if critical and not shown:
+        d.text("p", "No critical reviews.")
+    for r in shown:
+        d.text("p", f"{r.stars}★ {r.title}: {r.text}")
+    if not critical:
+        d.el("a", element_name("reviews", text="Critical reviews"), "Critical reviews",
+             "review", Effect("reviews", "critical"), key="critical")
+    d.el("a", element_name(None, text="Back to product"), "Back to product", "page_related",
+         Effect("back_product"), key="back_product", href=f"/dp/{p.pid}")
+    d.close("div")
+
+
+def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
+    prods = shop.catalog.products
+    d.open("div", "active_cart", role="main")
+    d.text("h1", "Shopping Cart")
+    if not state.cart:
+        d.text("p", "Your cart is empty.")
+    for c in state.cart:
+        p = prods[c.pid]
+        title = display_title(p, size)
+        parent = element_name("active_item_list", text=title)
+        d.open("div", parent)
+        d.el("a", element_name(parent, part="product_detail"), title, "product_link",
+             Effect("product", p.pid), key=f"detail:{p.pid}",
+             meta={"name": "cart_items", "data": json.dumps(_pmeta(p))}, href=f"/dp/{p.pid}")
+        d.text("span", f"{c.option + ' · ' if c.option else ''}{_money(p.price_for(c.option))}")
+        qname = element_name(parent, part="quantity")
+        d.w(f'<select{_attrs({"name": qname})}>')
+        for i in range(1, max(shop.config.quantity_max, c.qty) + 1):
+            d.el("option", option_name(qname, str(i)), str(i), "quantity",
+                 Effect("cart_qty", p.pid, i), value=str(i),
+                 aria_selected="true" if i == c.qty else "false")
+        d.w("</select>")
+        d.el("button", element_name(parent, text="Delete"), "Delete", "cart_page_select",
+             Effect("delete", p.pid), key=f"delete:{p.pid}")
+        d.el("button", element_name(parent, text="Save for later"), "Save for later",
+             "cart_page_select", Effect("save", p.pid), key=f"save:{p.pid}")
+        d.close("div")
+    if state.cart:
+        d.text("span", f"Subtotal: {_money(shop.cart_total(state.cart))}")
+        d.el("button", element_name(None, text="Proceed to checkout"), "Proceed to checkout",
+             "purchase", Effect("checkout"), key="checkout")
+    d.el("a", element_name(None, text="Continue shopping"), "Continue shopping", "other",
+         Effect("continue"), key="continue", href="/")
+    for c in state.saved:
+        p = prods[c.pid]
+        parent = element_name("saved_items", text=display_title(p, size))
+        d.text("span", display_title(p, size))
+        d.el("button", element_name(parent, text="Move to cart"), "Move to cart",
+             "cart_page_select", Effect("move", p.pid), key=f"move:{p.pid}")
+    d.close("div")
+
+
+def _side_bar(d: _Doc, state: ShopState, shop: Shop) -> None:
+    d.open("div", "cart_side_bar", role="complementary", aria_label="Cart")
+    if state.added:
+        d.text("span", "Added to cart")
+    d.text("span", f"Subtotal: {_money(shop.cart_total(state.cart))}")
+    d.el("a", element_name("cart_side_bar", text="Go to Cart"), "Go to Cart", "cart_side_bar",
+         Effect("cart"), key="side_cart", href="/cart")
+    d.el("button", element_name("cart_side_bar", text="Proceed to checkout"),
+         "Proceed to checkout", "purchase", Effect("checkout"), key="side_checkout")
+    d.close("div")
+
+
+def _pmeta(p: Product) -> dict[str, str]:
+    return {"title": p.title, "asin": p.pid, "price": _money(p.price), "rating": str(p.rating)}
+
+
+# --- OPeRA-sized filler: never what the shopper acts on, but what makes real pages long ---
+
+_DEPARTMENTS = ("All", "Today's Deals", "Customer Service", "Registry", "Gift Cards", "Sell",
+                "Prime Video", "Music", "Books", "Fashion", "Home & Kitchen", "Electronics",
+                "Toys & Games", "Beauty", "Health", "Sports", "Pet Supplies", "Automotive")
+_FOOTER_COLS = {
+    "Get to Know Us": ("Careers", "Blog", "About the shop", "Investor Relations", "Devices",
+                       "Science", "Sustainability", "Press Center", "Accessibility"),
+    "Make Money with Us": ("Sell products", "Sell apps", "Supply to us", "Protect your brand",
+                           "Become an Affiliate", "Become a Delivery Driver", "Start a Package "
+                           "Delivery Business", "Advertise Your Products", "Self-Publish",
+                           "Host a Hub"),
+    "Payment Products": ("Business Card", "Shop with Points", "Reload Your Balance",
+                         "Currency Converter", "Gift Cards", "Rewards Visa"),
+    "Let Us Help You": ("Your Account", "Your Orders", "Shipping Rates & Policies",
+                        "Returns & Replacements", "Manage Your Content and Devices",
+                        "Recalls and Product Safety Alerts", "Help", "Registry & Gift List"),
+}
+_CAROUSELS = ("Customers who viewed this item also viewed", "Inspired by your browsing history",
+              "Top picks for you", "Products related to this item", "Deals on related items",
+              "Frequently bought together", "Best sellers in this category",
+              "Recommended for you", "More items to explore", "Your browsing history",
+              "Sponsored products related to this search", "Highly rated, well priced")
+_LEGAL = ("Conditions of Use", "Privacy Notice", "Consumer Health Data Privacy Disclosure",
+          "Your Ads Privacy Choices", "Interest-Based Ads", "Cookie Notice")
+
+
+def _carousel_ids(shop: Shop, key: str, k: int) -> list[str]:
+    ids = sorted(shop.catalog.products)
+    from customer_r1.world.catalog import _stable_hash  # local: private helper
+
+    h = _stable_hash(key)
+    n = len(ids)
+    return [ids[(h + 7919 * i) % n] for i in range(min(k, n))]
+
+
+def _filler(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
+    prods = shop.catalog.products
+    # Tuned so the median page is about OPeRA's ~100k characters.
+    n_car = {"home": 10, "search": 9, "product": 9, "reviews": 10, "store": 10,
+             "cart": 10}[state.page]
+    key = f"{state.page}|{state.query}|{state.product}|{state.page_no}"
+    for ci, heading in enumerate(_CAROUSELS[:n_car]):
+        parent = element_name(None, text=heading)
+        d.open("div", parent, role="region", aria_label=heading)
+        d.text("h2", heading)
+        seen: set[str] = set()
+        for j, pid in enumerate(_carousel_ids(shop, f"{key}|{ci}", 22)):
+            if pid in seen:
+                continue
+            seen.add(pid)
+            p = prods[pid]
+            title = display_title(p, size)
+            d.w("<div>")
+            d.el("a", element_name(parent, text=title, index=j), title, "product_link",
+                 Effect("product", pid),
+                 meta={"name": "promotion_items", "data": json.dumps(_pmeta(p))},
+                 href=f"/dp/{pid}")
+            d.w(f'<img alt="{escape(title)}"/>')
+            d.text("span", f"{_money(p.price)} · {p.rating} out of 5 stars · "
+                           f"{p.review_count} ratings · Prime · FREE Returns · "
+                           f"Ships from and sold by the shop.")
+            d.w("</div>")
+        d.close("div")
+    d.el("a", element_name(None, text="Back to top"), "Back to top", "other", Effect("noop"))
+    d.open("div", "footer", role="contentinfo")
+    for col, links in _FOOTER_COLS.items():
+        d.text("h3", col)
+        for label in links:
+            d.el("a", element_name("footer", text=label), label, "other", Effect("noop"),
+                 href="/help")
+    for label in _LEGAL:
+        d.el("a", element_name("footer.legal", text=label), label, "other", Effect("noop"),
+             href="/legal")
+    d.text("p", "© 1996-2025, shop.example, Inc. or its affiliates. " * 4)
+    d.close("div")
+
+
+def _product_details(d: _Doc, p: Product) -> None:
+    d.open("div", "feature_bullets")
+    d.text("h2", "About this item")
+    for i in range(12):
+        d.text("li", f"{p.title} feature {i + 1}: designed by {p.brand} for everyday "
+                     f"{p.category} use, tested for durability, comfort and value; backed by a "
+                     f"30-day return policy and a one-year limited warranty from the maker.")
+    d.close("div")
+    d.open("table", "product_details")
+    rows = {"Brand": p.brand, "Model": p.pid, "Category": p.category, "Rating": str(p.rating),
+            "Reviews": str(p.review_count), "Options": ", ".join(p.option_values) or "none",
+            "Item weight": f"{1 + p.review_count % 9}.{p.review_count % 7} pounds",
+            "Dimensions": f"{p.review_count % 13 + 4} x 6 x 3 inches",
+            "Country of origin": "USA", "Date first available": "January 5, 2024",
+            "Manufacturer": f"{p.brand} Inc.", "Best sellers rank": f"#{p.review_count * 7}"}
+    for k, v in rows.items():
+        d.w(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>")
+    d.close("table")
+    d.open("div", "product_description")
+    d.text("h2", "Product description")
+    d.text("p", (p.description + " ") * 12)
+    d.close("div")
+    d.open("div", "top_reviews")
+    d.text("h2", "Top reviews from the United States")
+    for r in p.reviews:
+        d.text("p", f"{r.stars}.0 out of 5 stars {r.title}. Reviewed in the United States on "
+                    f"March 3, 2025. Verified Purchase. {r.text} " * 2)
+    d.close("div")
