@@ -18,5 +18,20 @@ app.add_typer(train.app, name="train", help="SFT and GRPO training over TRL.")
 app.add_typer(evaluate.app, name="eval", help="Predict, score and report.")
 
 
+@app.command("demo")
+def demo(
+    config: str = typer.Option("recipes/tiny-cpu/demo.yaml", help="Demo recipe (YAML)."),
+    out_dir: str | None = typer.Option(None, "--out", help="Output folder (default: the recipe's)."),
+) -> None:
+    """The main job: synthetic world → examples → SFT → GRPO → scores beside the ceilings."""
+    import logging
+
+    from customer_r1.demo import DemoConfig, run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = DemoConfig.from_yaml(config, out_dir=out_dir)
+    run_demo(cfg, command=f"customer-r1 demo --config {config}")
+
+
 def main() -> None:
     app()

@@ -6,7 +6,9 @@ import typer
 
 from customer_r1.cli.data_build import build
 from customer_r1.cli.data_inspect import inspect
+from customer_r1.cli.data_rationales import rationales
 
 app = typer.Typer(no_args_is_help=True)
 app.command("build")(build)
 app.command("inspect")(inspect)
+app.command("rationales")(rationales)

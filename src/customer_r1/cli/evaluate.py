@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from customer_r1.cli.eval_predict import predict
 from customer_r1.cli.eval_score import ablations, report, score
 
 app = typer.Typer(no_args_is_help=True)
+app.command("predict")(predict)
 app.command("score")(score)
 app.command("report")(report)
 app.command("ablations")(ablations)

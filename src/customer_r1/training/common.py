@@ -163,6 +163,33 @@ def fingerprint_callback() -> Any:
     return RankFingerprint()
 
 
+def time_limit_callback(minutes: float) -> Any:
+    """Stops training cleanly after ``minutes`` of wall time (the model is then saved as usual)."""
+    import time
+
+    from transformers import TrainerCallback
+
+    class TimeLimit(TrainerCallback):
+        def __init__(self) -> None:
+            self.start = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if time.monotonic() - self.start > minutes * 60:
+                log.warning("time limit of %.1f min reached at step %d: stopping", minutes, state.global_step)
+                control.should_training_stop = True
+
+    return TimeLimit()
+
+
+def callbacks_for(args: DataArguments) -> list[Any] | None:
+    cbs = []
+    if args.rank_fingerprints:
+        cbs.append(fingerprint_callback())
+    if args.max_train_minutes is not None:
+        cbs.append(time_limit_callback(args.max_train_minutes))
+    return cbs or None
+
+
 def parse_config(config_cls: type, script_cls: type, argv: list[str]) -> tuple[Any, Any, Any]:
     """(script args, TRL training config, model config) from ``--config FILE`` plus overrides."""
     from trl import ModelConfig, TrlParser

@@ -28,6 +28,10 @@ class DataArguments:
             "rationale)."
         },
     )
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Stop training (and save) after this many minutes, whatever the step count."},
+    )
     rank_fingerprints: bool = field(
         default=False,
         metadata={"help": "Write a hash of the final weights per rank (distributed checks)."},

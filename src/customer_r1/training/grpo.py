@@ -17,8 +17,8 @@ from typing import Any
 
 from customer_r1.rewards import make_rewards
 from customer_r1.training.common import (
+    callbacks_for,
     check_lengths,
-    fingerprint_callback,
     last_checkpoint,
     load_examples,
     load_model,
@@ -51,7 +51,7 @@ def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args:
     longest = check_lengths(train, tokenizer, model, training_args.max_completion_length)
     log.info("GRPO on %d prompts, longest %d tokens", len(train), longest)
     rewards = make_rewards(script_args.reward_funcs, script_args.reward_config())
-    callbacks = [fingerprint_callback()] if script_args.rank_fingerprints else None
+    callbacks = callbacks_for(script_args)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,
@@ -63,6 +63,7 @@ def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args:
     )
     result = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
     metrics = dict(result.metrics)
+    metrics["global_step"] = trainer.state.global_step
     metrics["train_prompts"] = len(train)
     history = [h for h in trainer.state.log_history if "reward" in h]
     if history:

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from customer_r1.training.common import (
-    fingerprint_callback,
+    callbacks_for,
     last_checkpoint,
     load_examples,
     load_model,
@@ -48,7 +48,7 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
     )
     if training_args.completion_only_loss is False:
         log.warning("completion_only_loss=False: the prompt (persona, pages) is trained on too")
-    callbacks = [fingerprint_callback()] if script_args.rank_fingerprints else None
+    callbacks = callbacks_for(script_args)
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -60,6 +60,7 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
     )
     result = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
     metrics = dict(result.metrics)
+    metrics["global_step"] = trainer.state.global_step
     metrics["train_examples"] = len(train)
     if evals is not None:
         metrics.update(trainer.evaluate())

@@ -1,0 +1,474 @@
+"""The main job, end to end: world → examples → SFT → GRPO → scores beside the ceilings.
+
+``make demo`` runs :func:`run_demo` with ``recipes/tiny-cpu/demo.yaml`` on a laptop CPU
+in under 20 minutes; ``make demo-model`` runs the same code with
+``recipes/tiny-cpu/demo-model.yaml`` (more data and training) and ships the resulting
+checkpoints in ``demo-model/``, which the demo then scores beside its own, labelled.
+
+Every stage reuses its output when the folder is already complete, so an interrupted
+demo continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+@dataclass
+class DemoConfig:
+    """One demo recipe (YAML sections of the same names)."""
+
+    out_dir: str = "runs/demo"
+    world: dict[str, Any] = field(default_factory=dict)  # customer_r1.world.WorldConfig fields
+    build: dict[str, Any] = field(default_factory=dict)  # customer_r1.data.examples.BuildConfig fields
+    model: dict[str, Any] = field(default_factory=dict)  # customer_r1.training.bases.TinyModelConfig fields
+    sft_recipe: str = "recipes/tiny-cpu/sft.yaml"
+    grpo_recipe: str = "recipes/tiny-cpu/grpo.yaml"
+    sft_overrides: dict[str, Any] = field(default_factory=dict)
+    grpo_overrides: dict[str, Any] = field(default_factory=dict)
+    persona_modes: list[str] = field(default_factory=lambda: ["real", "none"])
+    #: Test sessions scored (whole sessions, in order); None: the whole test split.
+    eval_sessions: int | None = 20
+    #: Also score free generation (format validity, exact match without constraints).
+    eval_free: bool = True
+    #: Checkpoints made by `make demo-model`, scored beside the live ones when present.
+    shipped_dir: str | None = "demo-model"
+    #: `make demo-model`: copy the final checkpoints here (bf16) with a model card.
+    ship_to: str | None = None
+    #: "auto" (CUDA when available), "cpu" or "cuda".
+    device: str = "auto"
+    stages: list[str] = field(default_factory=lambda: ["train", "eval"])
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> DemoConfig:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown demo setting(s) {sorted(unknown)}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+
+class Stopwatch:
+    """Wall time per stage, printed as it goes and kept for results.json."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.stages: dict[str, float] = {}
+
+    def run(self, name: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        t0 = time.perf_counter()
+        console.rule(f"[bold]{name}[/] (elapsed {self.elapsed() / 60:.1f} min)")
+        out = fn(*args, **kw)
+        self.stages[name] = round(time.perf_counter() - t0, 1)
+        console.print(f"[green]✓[/] {name}: {self.stages[name]:.0f} s")
+        return out
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def _device(cfg: DemoConfig) -> str:
+    if cfg.device != "auto":
+        return cfg.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _hardware(device: str) -> str:
+    import os
+
+    if device == "cuda":
+        import torch
+
+        return f"1x {torch.cuda.get_device_name(0)}"
+    return f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"
+
+
+def _args(overrides: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for k, v in overrides.items():
+        out += [f"--{k}", json.dumps(v) if isinstance(v, list | dict) else str(v)]
+    return out
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def make_world(cfg: DemoConfig, root: Path) -> Path:
+    from customer_r1.world import WorldConfig, generate_world, load_world_info
+
+    wcfg = WorldConfig(**cfg.world)
+    out = root / "world"
+    if (out / "world" / "world.json").exists() and load_world_info(out)["config"] == asdict(wcfg):
+        console.print(f"world exists at {out}")
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    generate_world(wcfg).export(out)
+    return out
+
+
+def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
+    """The tiny base: tokenizer trained on the real-persona examples' texts, then the model."""
+    from customer_r1.data.examples import BuildConfig, ExampleBuilder
+    from customer_r1.training.bases import TinyModelConfig, init_tiny_model
+
+    base = root / "base"
+    if (base / "model.safetensors").exists():
+        console.print(f"base exists at {base}")
+        return base
+    bcfg = BuildConfig(**{**_build_kwargs(cfg), "tokenizer": None, "token_budget": None, "progress": False})
+    builder = ExampleBuilder(data, bcfg)
+    texts: list[str] = []
+    for row in builder.iter_rows(data.split("train")):
+        texts.extend(m["content"] for m in row["prompt"])
+        texts.extend(m["content"] for m in row["completion"])
+    return init_tiny_model(base, texts=texts, config=TinyModelConfig(**cfg.model))
+
+
+def _build_kwargs(cfg: DemoConfig) -> dict[str, Any]:
+    return {"prompt_style": "compact", **cfg.build}
+
+
+def make_examples(
+    cfg: DemoConfig, root: Path, data: Any, tokenizer_dir: Path, mode: str, splits: list[str] | None = None
+) -> Path:
+    from customer_r1.data.examples import BuildConfig, write_examples
+
+    out = root / "built" / f"{tokenizer_dir.name}-{mode}"
+    if (out / "build.json").exists():
+        return out
+    bcfg = BuildConfig(
+        **{**_build_kwargs(cfg), "persona_mode": mode, "tokenizer": str(tokenizer_dir), "splits": splits}
+    )
+    write_examples(data, bcfg, out, console=console)
+    return out
+
+
+def train_mode(
+    cfg: DemoConfig, root: Path, built: Path, base: Path, mode: str, device: str
+) -> dict[str, Path]:
+    """SFT then GRPO from SFT for one persona mode; a finished stage is reused."""
+    from customer_r1.training import grpo, sft
+
+    models = root / "models" / mode
+    extra = ["--use_cpu", "false", "--bf16", "true"] if device == "cuda" else []
+    sft_out, grpo_out = models / "sft", models / "grpo"
+    if not (sft_out / "metrics.json").exists():
+        sft.main(
+            [
+                "--config",
+                cfg.sft_recipe,
+                "--dataset_path",
+                str(built),
+                "--model_name_or_path",
+                str(base),
+                "--output_dir",
+                str(sft_out),
+                *extra,
+                *_args(cfg.sft_overrides),
+            ]
+        )
+    if not (grpo_out / "metrics.json").exists():
+        grpo.main(
+            [
+                "--config",
+                cfg.grpo_recipe,
+                "--dataset_path",
+                str(built),
+                "--model_name_or_path",
+                str(sft_out),
+                "--output_dir",
+                str(grpo_out),
+                *extra,
+                *_args(cfg.grpo_overrides),
+            ]
+        )
+    return {"sft": sft_out, "grpo": grpo_out}
+
+
+SHIPPED = {"real-sft": ("real", "sft"), "real-grpo": ("real", "grpo"), "none-grpo": ("none", "grpo")}
+
+
+def ship(cfg: DemoConfig, root: Path, device: str, command: str) -> Path:
+    """Copy the finished checkpoints (bf16 weights) and a model card to ``cfg.ship_to``.
+
+    Called after each persona mode, so a run cut short still ships what it finished.
+    The card's times are the trainers' own ``train_runtime``.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest = Path(str(cfg.ship_to))
+    dest.mkdir(parents=True, exist_ok=True)
+    shipped: dict[str, Any] = {}
+    for name, (mode, stage) in SHIPPED.items():
+        src = root / "models" / mode / stage
+        if not (src / "metrics.json").exists():
+            continue
+        metrics = json.loads((src / "metrics.json").read_text())
+        if (
+            not (dest / name / "metrics.json").exists()
+            or json.loads((dest / name / "metrics.json").read_text()) != metrics
+        ):
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+            shutil.rmtree(dest / name, ignore_errors=True)
+            model.save_pretrained(dest / name)
+            AutoTokenizer.from_pretrained(src).save_pretrained(dest / name)
+            (dest / name / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        shipped[name] = {
+            "persona": mode,
+            "stage": stage,
+            "train_seconds": round(metrics.get("train_runtime", 0.0), 1),
+            "global_step": metrics.get("global_step"),
+            "epoch": metrics.get("epoch"),
+        }
+    # Every trainer run once (SFT+GRPO checkpoints also cost their SFT stage).
+    runs = {
+        f"{d.parent.name}/{d.name}": json.loads((d / "metrics.json").read_text()).get("train_runtime", 0.0)
+        for d in sorted((root / "models").glob("*/*"))
+        if (d / "metrics.json").exists()
+    }
+    card = {
+        "made_by": command,
+        "recipe": asdict(cfg),
+        "hardware": _hardware(device),
+        "device": device,
+        "checkpoints": shipped,
+        "trainer_seconds": {k: round(v, 1) for k, v in runs.items()},
+        "train_minutes_total": round(sum(runs.values()) / 60, 1),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    (dest / "card.json").write_text(json.dumps(card, indent=2))
+    return dest
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def eval_rows(built: Path, sessions: int | None) -> list[dict[str, Any]]:
+    """The scored test steps: whole sessions, the first ``sessions`` of the test split."""
+    from customer_r1.data.examples import read_examples
+
+    rows = read_examples(built, "test")
+    if sessions is None:
+        return rows
+    keep: list[str] = []
+    for r in rows:
+        if r["session_id"] not in keep:
+            keep.append(r["session_id"])
+    chosen = set(keep[:sessions])
+    return [r for r in rows if r["session_id"] in chosen]
+
+
+def subset_ceilings(world_dir: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Both ceilings over exactly the scored steps (from the world's per-step policy)."""
+    from customer_r1.world import ceilings_from_policy, load_policy
+
+    policy = load_policy(world_dir, "test")
+    return ceilings_from_policy([policy[r["action_id"]] for r in rows])
+
+
+def score_model(
+    model_dir: Path, rows: list[dict[str, Any]], out: Path, label: str, mode: str
+) -> dict[str, Any]:
+    from customer_r1.evaluation.metrics import score_predictions
+    from customer_r1.evaluation.predict import run_predict
+
+    out.mkdir(parents=True, exist_ok=True)
+    preds = out / "preds.jsonl"
+    kw: dict[str, Any] = {"mode": mode, "progress": True}
+    if mode == "free":
+        kw.update(max_new_tokens=96, batch_size=16)
+    run_predict(str(model_dir), rows, preds, **kw)
+    (out / "run.json").write_text(json.dumps({"label": label, "model": str(model_dir), "mode": mode}))
+    return score_predictions(preds).headline()
+
+
+def score_baseline(train_rows: list[dict[str, Any]], rows: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    from customer_r1.evaluation.baselines import PageKindBaseline
+    from customer_r1.evaluation.metrics import score_predictions
+    from customer_r1.evaluation.predict import append_jsonl, pred_row
+
+    base = PageKindBaseline().fit(train_rows)
+    out.mkdir(parents=True, exist_ok=True)
+    preds = out / "preds.jsonl"
+    with preds.open("w", encoding="utf-8") as fh:
+        append_jsonl(fh, [pred_row(r, completion=base.completion(r), mode="baseline") for r in rows])
+    (out / "run.json").write_text(json.dumps({"label": "baseline: " + base.name}))
+    return score_predictions(preds).headline()
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_demo(cfg: DemoConfig, command: str = "customer-r1 demo") -> dict[str, Any]:
+    """Run the recipe's stages; returns (and writes) results.json's content."""
+    from customer_r1.data.opera import load_opera
+
+    root = Path(cfg.out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    device = _device(cfg)
+    clock = Stopwatch()
+    console.print(f"[bold]customer-r1 demo[/] → {root} on {_hardware(device)}")
+    world_dir = clock.run("world", make_world, cfg, root)
+    data = load_opera(world_dir)
+    base = clock.run("tokenizer + tiny base", make_base, cfg, root, data)
+    built = {
+        m: clock.run(f"examples ({m} persona)", make_examples, cfg, root, data, base, m)
+        for m in cfg.persona_modes
+    }
+    trained: dict[str, dict[str, Path]] = {}
+    if "train" in cfg.stages:
+        for m in cfg.persona_modes:
+            trained[m] = clock.run(
+                f"SFT → GRPO ({m} persona)", train_mode, cfg, root, built[m], base, m, device
+            )
+            if cfg.ship_to:
+                clock.run(f"ship checkpoints ({m} persona)", ship, cfg, root, device, command)
+    results: dict[str, Any] = {"config": asdict(cfg), "hardware": _hardware(device)}
+    if "eval" in cfg.stages:
+        results.update(
+            clock.run("evaluate", evaluate, cfg, root, world_dir, data, built, base, trained, clock)
+        )
+    results["seconds"] = clock.stages
+    results["minutes_total"] = round(clock.elapsed() / 60, 1)
+    (root / "results.json").write_text(json.dumps(results, indent=2))
+    if "eval" in cfg.stages:
+        print_table(results)
+    console.print(f"total {results['minutes_total']} min; results in {root / 'results.json'}")
+    return results
+
+
+def evaluate(
+    cfg: DemoConfig,
+    root: Path,
+    world_dir: Path,
+    data: Any,
+    built: dict[str, Path],
+    base: Path,
+    trained: dict[str, dict[str, Path]],
+    clock: Stopwatch,
+) -> dict[str, Any]:
+    from customer_r1.data.examples import read_examples
+    from customer_r1.evaluation.report import write_report
+
+    ev = root / "eval"
+    rows = {m: eval_rows(built[m], cfg.eval_sessions) for m in built}
+    ceilings = subset_ceilings(world_dir, rows["real"])
+    table: list[dict[str, Any]] = []
+    run_dirs: list[Path] = []
+
+    def add(name: str, source: str, metrics: dict[str, Any], mode: str, run_dir: Path | None) -> None:
+        table.append({"name": name, "source": source, "mode": mode, **metrics})
+        if run_dir is not None:
+            run_dirs.append(run_dir)
+        em = metrics.get("exact_match")
+        console.print(f"  {name} [{mode}]: exact match {em:.3f}" if em is not None else f"  {name}")
+
+    add(
+        "baseline: most frequent action for the page kind",
+        "non-learned",
+        score_baseline(read_examples(built["real"], "train"), rows["real"], ev / "baseline"),
+        "baseline",
+        ev / "baseline",
+    )
+
+    live_minutes = {m: clock.stages.get(f"SFT → GRPO ({m} persona)", 0) / 60 for m in trained}
+    for m, paths in trained.items():
+        tag = "" if m == "real" else f", {m} persona"
+        src = f"live ({live_minutes[m]:.0f} min on {_hardware(_device(cfg))})"
+        stages = ("sft", "grpo") if m == "real" else ("grpo",)
+        for stage in stages:
+            name = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{tag}"
+            d = ev / f"live-{m}-{stage}"
+            add(name, src, score_model(paths[stage], rows[m], d, f"{name} (live)", "ranked"), "ranked", d)
+        if cfg.eval_free and m == "real":
+            d = ev / f"live-{m}-grpo-free"
+            add(
+                f"SFT+GRPO{tag}",
+                src,
+                score_model(paths["grpo"], rows[m], d, "SFT+GRPO (live, free)", "free"),
+                "free",
+                d,
+            )
+
+    shipped = Path(cfg.shipped_dir) if cfg.shipped_dir else None
+    if shipped is not None and (shipped / "card.json").exists() and not cfg.ship_to:
+        card = json.loads((shipped / "card.json").read_text())
+        src = (
+            f"shipped checkpoint ({card['made_by']}: {card['train_minutes_total']} min on {card['hardware']})"
+        )
+        for name, (m, stage) in SHIPPED.items():
+            model_dir = shipped / name
+            # The shipped tokenizer may differ from this run's: build its own copy of the rows.
+            b = make_examples(cfg, root, data, model_dir, m, splits=["test"])
+            r = eval_rows(b, cfg.eval_sessions)
+            label = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{'' if m == 'real' else f', {m} persona'}"
+            d = ev / f"shipped-{name}"
+            add(label, src, score_model(model_dir, r, d, f"{label} (shipped)", "ranked"), "ranked", d)
+            if cfg.eval_free and name == "real-grpo":
+                d = ev / f"shipped-{name}-free"
+                add(label, src, score_model(model_dir, r, d, f"{label} (shipped, free)", "free"), "free", d)
+    elif shipped is not None and not cfg.ship_to:
+        console.print(f"[yellow]no shipped checkpoints at {shipped} (make demo-model writes them)[/]")
+
+    report = write_report(run_dirs, ev / "report", ceilings=ceilings, click_types=built["real"])
+    n = len(rows["real"])
+    return {
+        "rows": table,
+        "ceiling_persona": ceilings["ceiling_persona"],
+        "ceiling_blind": ceilings["ceiling_blind"],
+        "eval_steps": n,
+        "eval_sessions": len({r["session_id"] for r in rows["real"]}),
+        "report": str(report),
+    }
+
+
+def print_table(results: dict[str, Any]) -> None:
+    t = Table(
+        title=f"next-action exact match on {results['eval_steps']} test steps "
+        f"({results['eval_sessions']} sessions)"
+    )
+    for col in ("row", "source", "decoding", "exact match", "of Bayes", "type F1", "outcome F1", "valid"):
+        t.add_column(col, justify="left" if col in ("row", "source", "decoding") else "right")
+    cp, cb = results["ceiling_persona"], results["ceiling_blind"]
+
+    def pct(x: Any) -> str:
+        return "–" if x is None else f"{100 * x:.1f}"
+
+    for r in results["rows"]:
+        em = r.get("exact_match")
+        beats = em is not None and em > cb and r["mode"] != "baseline"
+        t.add_row(
+            r["name"],
+            r["source"],
+            r["mode"],
+            ("[bold green]" if beats else "") + pct(em),
+            pct(em / cp if em is not None and cp else None),
+            pct(r.get("type_macro_f1")),
+            pct(r.get("outcome_f1")),
+            pct(r.get("format_validity")),
+        )
+    t.add_row("persona-blind ceiling", "world policy", "", pct(cb), pct(cb / cp), "", "", "")
+    t.add_row("Bayes ceiling (with persona)", "world policy", "", pct(cp), "100.0", "", "", "")
+    Console().print(t)
+    console.print(
+        "[green]green[/]: above the persona-blind ceiling, i.e. personalisation no persona-blind "
+        "model can reach."
+    )

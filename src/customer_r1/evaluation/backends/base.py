@@ -1,0 +1,62 @@
+"""What every inference backend promises: chat messages in, assistant text out.
+
+Predict and rationale synthesis only talk to this interface, so a local HF model,
+the vLLM offline engine and any OpenAI-compatible server are interchangeable there.
+A backend reports per-prompt failures as data (:class:`Generation.error`) instead of
+raising, so one bad response costs one row, not the whole run; only errors that
+would fail every request alike (bad key, wrong URL) raise :class:`EndpointError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+#: One chat conversation: ``[{"role": ..., "content": ...}, ...]``.
+Messages = Sequence[Mapping[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """The outcome of one prompt: ``n`` sampled texts, or no text and the reason why."""
+
+    texts: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def text(self) -> str | None:
+        """The first (for ``n=1`` the only) text; None when the request failed."""
+        return self.texts[0] if self.texts else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class EndpointError(RuntimeError):
+    """A failure no retry can fix and that every further request would repeat
+    (authentication, unknown model or URL): the run stops with this message."""
+
+
+class BackendUnavailable(ImportError):
+    """An optional inference engine is not installed; the message says how to get it."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Chat completion over a batch of conversations, results in input order."""
+
+    name: str
+
+    def generate(
+        self,
+        prompts: Sequence[Messages],
+        *,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        n: int = 1,
+    ) -> list[Generation]: ...
+
+    def close(self) -> None: ...
