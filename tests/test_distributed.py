@@ -43,7 +43,10 @@ def run(module: str, args: list[str], cwd: Path) -> None:
         text=True,
         timeout=600,
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    if proc.returncode != 0:
+        noise = ("it/s]", "examples/s]", "Warning", "warnings.warn")
+        lines = [ln for ln in proc.stderr.splitlines() if not any(n in ln for n in noise)]
+        raise AssertionError("\n".join(lines[-80:]))
 
 
 def fingerprints(out: Path) -> list[str]:

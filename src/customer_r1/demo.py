@@ -49,6 +49,9 @@ class DemoConfig:
     shipped_dir: str | None = "demo-model"
     #: `make demo-model`: copy the final checkpoints here (bf16) with a model card.
     ship_to: str | None = None
+    #: Wall-clock cap per trainer run (minutes); None: train the recipe's full schedule.
+    sft_max_minutes: float | None = None
+    grpo_max_minutes: float | None = None
     #: "auto" (CUDA when available), "cpu" or "cuda".
     device: str = "auto"
     stages: list[str] = field(default_factory=lambda: ["train", "eval"])
@@ -160,49 +163,62 @@ def make_examples(
     return out
 
 
-def train_mode(
-    cfg: DemoConfig, root: Path, built: Path, base: Path, mode: str, device: str
-) -> dict[str, Path]:
-    """SFT then GRPO from SFT for one persona mode; a finished stage is reused."""
+def train_stage(
+    cfg: DemoConfig, root: Path, built: Path, base: Path, mode: str, stage: str, device: str
+) -> Path:
+    """SFT from the base, or GRPO from the SFT checkpoint, for one persona mode; reused when done.
+
+    On CUDA, SFT runs in bf16; GRPO runs in fp32, because bf16 GRPO of the tiny model hit
+    NaN sampling probabilities within a few steps on an H200 (see demo-model/card.json).
+    """
     from customer_r1.training import grpo, sft
 
     models = root / "models" / mode
-    extra = ["--use_cpu", "false", "--bf16", "true"] if device == "cuda" else []
-    sft_out, grpo_out = models / "sft", models / "grpo"
-    if not (sft_out / "metrics.json").exists():
-        sft.main(
-            [
-                "--config",
-                cfg.sft_recipe,
-                "--dataset_path",
-                str(built),
-                "--model_name_or_path",
-                str(base),
-                "--output_dir",
-                str(sft_out),
-                *extra,
-                *_args(cfg.sft_overrides),
-            ]
+    out = models / stage
+    if (out / "metrics.json").exists():
+        return out
+    if stage == "sft":
+        recipe, init, overrides, minutes, main = (
+            cfg.sft_recipe,
+            base,
+            cfg.sft_overrides,
+            cfg.sft_max_minutes,
+            sft.main,
         )
-    if not (grpo_out / "metrics.json").exists():
-        grpo.main(
-            [
-                "--config",
-                cfg.grpo_recipe,
-                "--dataset_path",
-                str(built),
-                "--model_name_or_path",
-                str(sft_out),
-                "--output_dir",
-                str(grpo_out),
-                *extra,
-                *_args(cfg.grpo_overrides),
-            ]
+        extra = ["--use_cpu", "false", "--bf16", "true"] if device == "cuda" else []
+    else:
+        recipe, init, overrides, minutes, main = (
+            cfg.grpo_recipe,
+            models / "sft",
+            cfg.grpo_overrides,
+            cfg.grpo_max_minutes,
+            grpo.main,
         )
-    return {"sft": sft_out, "grpo": grpo_out}
+        extra = ["--use_cpu", "false", "--bf16", "false"] if device == "cuda" else []
+    main(
+        [
+            "--config",
+            recipe,
+            "--dataset_path",
+            str(built),
+            "--model_name_or_path",
+            str(init),
+            "--output_dir",
+            str(out),
+            *extra,
+            *_args(overrides),
+            *_args({"max_train_minutes": minutes} if minutes else {}),
+        ]
+    )
+    return out
 
 
-SHIPPED = {"real-sft": ("real", "sft"), "real-grpo": ("real", "grpo"), "none-grpo": ("none", "grpo")}
+SHIPPED = {
+    "real-sft": ("real", "sft"),
+    "real-grpo": ("real", "grpo"),
+    "none-sft": ("none", "sft"),
+    "none-grpo": ("none", "grpo"),
+}
 
 
 def ship(cfg: DemoConfig, root: Path, device: str, command: str) -> Path:
@@ -335,12 +351,15 @@ def run_demo(cfg: DemoConfig, command: str = "customer-r1 demo") -> dict[str, An
     }
     trained: dict[str, dict[str, Path]] = {}
     if "train" in cfg.stages:
-        for m in cfg.persona_modes:
-            trained[m] = clock.run(
-                f"SFT → GRPO ({m} persona)", train_mode, cfg, root, built[m], base, m, device
-            )
-            if cfg.ship_to:
-                clock.run(f"ship checkpoints ({m} persona)", ship, cfg, root, device, command)
+        # Every SFT first, then every GRPO: a run cut short still has (and ships) its SFT models.
+        for stage in ("sft", "grpo"):
+            for m in cfg.persona_modes:
+                name = f"{stage.upper()} ({m} persona)"
+                trained.setdefault(m, {})[stage] = clock.run(
+                    name, train_stage, cfg, root, built[m], base, m, stage, device
+                )
+                if cfg.ship_to:
+                    clock.run(f"ship {stage} ({m} persona)", ship, cfg, root, device, command)
     results: dict[str, Any] = {"config": asdict(cfg), "hardware": _hardware(device)}
     if "eval" in cfg.stages:
         results.update(
@@ -382,14 +401,17 @@ def evaluate(
         console.print(f"  {name} [{mode}]: exact match {em:.3f}" if em is not None else f"  {name}")
 
     add(
-        "baseline: most frequent action for the page kind",
+        "page-kind baseline",
         "non-learned",
         score_baseline(read_examples(built["real"], "train"), rows["real"], ev / "baseline"),
         "baseline",
         ev / "baseline",
     )
 
-    live_minutes = {m: clock.stages.get(f"SFT → GRPO ({m} persona)", 0) / 60 for m in trained}
+    live_minutes = {
+        m: (clock.stages.get(f"SFT ({m} persona)", 0) + clock.stages.get(f"GRPO ({m} persona)", 0)) / 60
+        for m in trained
+    }
     for m, paths in trained.items():
         tag = "" if m == "real" else f", {m} persona"
         src = f"live ({live_minutes[m]:.0f} min on {_hardware(_device(cfg))})"
@@ -441,23 +463,26 @@ def evaluate(
 
 
 def print_table(results: dict[str, Any]) -> None:
+    """The demo's table; sources are footnoted so it fits an 80-column terminal."""
     t = Table(
-        title=f"next-action exact match on {results['eval_steps']} test steps "
-        f"({results['eval_sessions']} sessions)"
+        title=f"exact match on {results['eval_steps']} test steps ({results['eval_sessions']} sessions)"
     )
-    for col in ("row", "source", "decoding", "exact match", "of Bayes", "type F1", "outcome F1", "valid"):
-        t.add_column(col, justify="left" if col in ("row", "source", "decoding") else "right")
+    for col in ("row", "src", "decoding", "exact", "% Bayes", "type F1", "outc. F1", "valid"):
+        t.add_column(col, justify="left" if col in ("row", "src", "decoding") else "right")
     cp, cb = results["ceiling_persona"], results["ceiling_blind"]
+    sources: list[str] = []
 
     def pct(x: Any) -> str:
         return "–" if x is None else f"{100 * x:.1f}"
 
     for r in results["rows"]:
+        if r["source"] not in sources:
+            sources.append(r["source"])
         em = r.get("exact_match")
         beats = em is not None and em > cb and r["mode"] != "baseline"
         t.add_row(
             r["name"],
-            r["source"],
+            f"[{sources.index(r['source']) + 1}]",
             r["mode"],
             ("[bold green]" if beats else "") + pct(em),
             pct(em / cp if em is not None and cp else None),
@@ -465,10 +490,13 @@ def print_table(results: dict[str, Any]) -> None:
             pct(r.get("outcome_f1")),
             pct(r.get("format_validity")),
         )
-    t.add_row("persona-blind ceiling", "world policy", "", pct(cb), pct(cb / cp), "", "", "")
-    t.add_row("Bayes ceiling (with persona)", "world policy", "", pct(cp), "100.0", "", "", "")
-    Console().print(t)
-    console.print(
-        "[green]green[/]: above the persona-blind ceiling, i.e. personalisation no persona-blind "
-        "model can reach."
+    t.add_row("persona-blind ceiling", "W", "", pct(cb), pct(cb / cp), "", "", "")
+    t.add_row("Bayes ceiling", "W", "", pct(cp), "100.0", "", "", "")
+    out = Console()
+    out.print(t)
+    for i, src in enumerate(sources, 1):
+        out.print(f"[{i}] {src}")
+    out.print("[W] the world's own policy on the same steps")
+    out.print(
+        "[green]green[/]: above the persona-blind ceiling (personalisation a persona-blind model can't reach)"
     )

@@ -22,6 +22,8 @@ app.add_typer(evaluate.app, name="eval", help="Predict, score and report.")
 def demo(
     config: str = typer.Option("recipes/tiny-cpu/demo.yaml", help="Demo recipe (YAML)."),
     out_dir: str | None = typer.Option(None, "--out", help="Output folder (default: the recipe's)."),
+    sft_minutes: float | None = typer.Option(None, help="Cap each SFT run at this many minutes."),
+    grpo_minutes: float | None = typer.Option(None, help="Cap each GRPO run at this many minutes."),
 ) -> None:
     """The main job: synthetic world → examples → SFT → GRPO → scores beside the ceilings."""
     import logging
@@ -29,8 +31,15 @@ def demo(
     from customer_r1.demo import DemoConfig, run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = DemoConfig.from_yaml(config, out_dir=out_dir)
-    run_demo(cfg, command=f"customer-r1 demo --config {config}")
+    cfg = DemoConfig.from_yaml(
+        config, out_dir=out_dir, sft_max_minutes=sft_minutes, grpo_max_minutes=grpo_minutes
+    )
+    command = " ".join(
+        ["customer-r1 demo --config", config]
+        + ([f"--sft-minutes {sft_minutes}"] if sft_minutes else [])
+        + ([f"--grpo-minutes {grpo_minutes}"] if grpo_minutes else [])
+    )
+    run_demo(cfg, command=command)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from customer_r1.cli.eval_ablate import ablate
 from customer_r1.cli.eval_predict import predict
 from customer_r1.cli.eval_score import ablations, report, score
 
@@ -12,3 +13,4 @@ app.command("predict")(predict)
 app.command("score")(score)
 app.command("report")(report)
 app.command("ablations")(ablations)
+app.command("ablate")(ablate)

@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("init")
 def init(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the HF model + tokenizer to.")],
-    tiny: Annotated[bool, typer.Option("--tiny", help="A small Qwen2 decoder from a config.")] = False,
+    tiny: Annotated[bool, typer.Option("--tiny", help="A small Llama decoder from a config.")] = False,
     smollm2: Annotated[
         bool, typer.Option("--smollm2", help="SmolLM2-135M-Instruct from the bundled GGUF.")
     ] = False,

@@ -120,7 +120,12 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency:
 
 @dataclass
 class TinyModelConfig:
-    """A small Qwen2-style decoder: the demo's base, trained from scratch on a CPU."""
+    """A small Llama-style decoder: the demo's base, trained from scratch on a CPU.
+
+    Llama rather than Qwen2: transformers 5 always loads Qwen2's own tokenizer class for a
+    ``qwen2`` config (it lists qwen2 among models with wrong hub tokenizer classes), which
+    swaps in Qwen's pre-tokenizer and splits our single-token element names.
+    """
 
     vocab_size: int = 4096
     hidden_size: int = 192
@@ -152,14 +157,13 @@ def init_tiny_model(
     built: str | Path | None = None,
     config: TinyModelConfig | None = None,
 ) -> Path:
-    """Write a tiny Qwen2 model + locally trained tokenizer as an ordinary HF folder.
+    """Write a tiny Llama model + locally trained tokenizer as an ordinary HF folder.
 
-    ``tokenizer_class`` is pinned in the saved config: with a Qwen2 config beside it,
-    AutoTokenizer would otherwise build Qwen's own tokenizer class and may swap the
-    pre-tokenizer, silently changing token ids.
+    ``tokenizer_class`` is pinned to the generic fast class, so AutoTokenizer loads our
+    tokenizer.json as saved (tests/test_bases.py checks ids survive the round trip).
     """
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = config or TinyModelConfig()
     if texts is None:
@@ -168,7 +172,7 @@ def init_tiny_model(
         texts = texts_of_built(built)
     tok = train_tokenizer(texts, vocab_size=cfg.vocab_size)
     torch.manual_seed(cfg.seed)
-    mcfg = Qwen2Config(
+    mcfg = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
@@ -180,9 +184,8 @@ def init_tiny_model(
         bos_token_id=None,
         eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tok.convert_tokens_to_ids("<|pad|>"),
-        use_sliding_window=False,
     )
-    model = Qwen2ForCausalLM(mcfg)
+    model = LlamaForCausalLM(mcfg)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)

@@ -190,6 +190,15 @@ def callbacks_for(args: DataArguments) -> list[Any] | None:
     return cbs or None
 
 
+def finish_distributed() -> None:
+    """Tear the process group down in step, so no rank aborts on a peer that already left."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def parse_config(config_cls: type, script_cls: type, argv: list[str]) -> tuple[Any, Any, Any]:
     """(script args, TRL training config, model config) from ``--config FILE`` plus overrides."""
     from trl import ModelConfig, TrlParser

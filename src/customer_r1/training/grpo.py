@@ -19,6 +19,7 @@ from customer_r1.rewards import make_rewards
 from customer_r1.training.common import (
     callbacks_for,
     check_lengths,
+    finish_distributed,
     last_checkpoint,
     load_examples,
     load_model,
@@ -89,7 +90,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     script_args, training_args, model_args = parse_config(
         GRPOConfig, GRPOScriptArguments, list(sys.argv[1:] if argv is None else argv)
     )
-    return train_grpo(script_args, training_args, model_args)
+    try:
+        return train_grpo(script_args, training_args, model_args)
+    finally:
+        if argv is None:  # a launched script, not a call from the demo or a test
+            finish_distributed()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 from customer_r1.training.common import (
     callbacks_for,
+    finish_distributed,
     last_checkpoint,
     load_examples,
     load_model,
@@ -80,7 +81,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     script_args, training_args, model_args = parse_config(
         SFTConfig, SFTScriptArguments, list(sys.argv[1:] if argv is None else argv)
     )
-    return train_sft(script_args, training_args, model_args)
+    try:
+        return train_sft(script_args, training_args, model_args)
+    finally:
+        if argv is None:  # a launched script, not a call from the demo or a test
+            finish_distributed()
 
 
 if __name__ == "__main__":
