@@ -86,7 +86,8 @@ def load_examples(args: DataArguments, split: str, keep: list[str] | None = None
                     f"missing_rationales must be error, drop or keep, got {args.missing_rationales!r}"
                 )
     if args.max_train_examples is not None and split == args.train_split:
-        ds = ds.select(range(min(args.max_train_examples, len(ds))))
+        # A seeded random subset: the file is ordered by user and session.
+        ds = ds.shuffle(seed=0).select(range(min(args.max_train_examples, len(ds))))
     if keep is not None:
         ds = ds.select_columns([c for c in keep if c in ds.column_names])
     if len(ds) == 0:
