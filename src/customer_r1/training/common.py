@@ -200,6 +200,46 @@ def finish_distributed() -> None:
         dist.destroy_process_group()
 
 
+def train_and_save(
+    trainer: Any, tokenizer: Any, stage: str, *configs: Any, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """Train (resuming when output_dir has checkpoints), then save model, tokenizer, state and record."""
+    args = trainer.args
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(args))
+    metrics = {**result.metrics, "global_step": trainer.state.global_step, **metrics}
+    if stage == "grpo":
+        history = [h for h in trainer.state.log_history if "reward" in h]
+        if history:
+            metrics["reward_first"] = history[0]["reward"]
+            metrics["reward_last"] = history[-1]["reward"]
+            zero_std = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
+            if zero_std:
+                metrics["frac_reward_zero_std_mean"] = sum(zero_std) / len(zero_std)
+    elif trainer.eval_dataset is not None:
+        metrics.update(trainer.evaluate())
+    trainer.save_model(args.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.padding_side = "right"
+        tokenizer.save_pretrained(args.output_dir)
+        trainer.save_state()
+        save_run_record(args.output_dir, stage, *configs, metrics=metrics)
+    return metrics
+
+
+def run_main(config_cls: type, script_cls: type, train: Any, argv: list[str] | None) -> dict[str, Any]:
+    """Parse ``--config`` + overrides and train; a launched script (argv None) also tears down."""
+    import sys
+
+    script_args, training_args, model_args = parse_config(
+        config_cls, script_cls, list(sys.argv[1:] if argv is None else argv)
+    )
+    try:
+        return train(script_args, training_args, model_args)
+    finally:
+        if argv is None:
+            finish_distributed()
+
+
 def parse_config(config_cls: type, script_cls: type, argv: list[str]) -> tuple[Any, Any, Any]:
     """(script args, TRL training config, model config) from ``--config FILE`` plus overrides."""
     from trl import ModelConfig, TrlParser

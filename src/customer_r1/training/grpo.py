@@ -12,21 +12,18 @@ DeepSpeed/FSDP and liger kernels are TRL/accelerate settings in the recipe.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from customer_r1.rewards import make_rewards
 from customer_r1.training.common import (
     callbacks_for,
     check_lengths,
-    finish_distributed,
-    last_checkpoint,
     load_examples,
     load_model,
     load_tokenizer_for,
-    parse_config,
     resolve_model_path,
-    save_run_record,
+    run_main,
+    train_and_save,
 )
 from customer_r1.training.configs import GRPOScriptArguments
 from customer_r1.training.lm_head import score_only_labelled_positions
@@ -62,39 +59,21 @@ def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args:
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
-    metrics = dict(result.metrics)
-    metrics["global_step"] = trainer.state.global_step
-    metrics["train_prompts"] = len(train)
-    history = [h for h in trainer.state.log_history if "reward" in h]
-    if history:
-        metrics["reward_first"] = history[0]["reward"]
-        metrics["reward_last"] = history[-1]["reward"]
-        zero_std = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
-        if zero_std:
-            metrics["frac_reward_zero_std_mean"] = sum(zero_std) / len(zero_std)
-    trainer.save_model(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        tokenizer.padding_side = "right"
-        tokenizer.save_pretrained(training_args.output_dir)
-        trainer.save_state()
-        save_run_record(
-            training_args.output_dir, "grpo", script_args, training_args, model_args, metrics=metrics
-        )
-    return metrics
+    return train_and_save(
+        trainer,
+        tokenizer,
+        "grpo",
+        script_args,
+        training_args,
+        model_args,
+        metrics={"train_prompts": len(train)},
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from trl import GRPOConfig
 
-    script_args, training_args, model_args = parse_config(
-        GRPOConfig, GRPOScriptArguments, list(sys.argv[1:] if argv is None else argv)
-    )
-    try:
-        return train_grpo(script_args, training_args, model_args)
-    finally:
-        if argv is None:  # a launched script, not a call from the demo or a test
-            finish_distributed()
+    return run_main(GRPOConfig, GRPOScriptArguments, train_grpo, argv)
 
 
 if __name__ == "__main__":

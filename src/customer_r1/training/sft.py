@@ -11,19 +11,16 @@ completion only; the fused LM head scores only completion positions (lm_head.py)
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from customer_r1.training.common import (
     callbacks_for,
-    finish_distributed,
-    last_checkpoint,
     load_examples,
     load_model,
     load_tokenizer_for,
-    parse_config,
     resolve_model_path,
-    save_run_record,
+    run_main,
+    train_and_save,
 )
 from customer_r1.training.configs import SFTScriptArguments
 from customer_r1.training.lm_head import score_only_labelled_positions
@@ -59,33 +56,21 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
         peft_config=get_peft_config(model_args),
         callbacks=callbacks,
     )
-    result = trainer.train(resume_from_checkpoint=last_checkpoint(training_args))
-    metrics = dict(result.metrics)
-    metrics["global_step"] = trainer.state.global_step
-    metrics["train_examples"] = len(train)
-    if evals is not None:
-        metrics.update(trainer.evaluate())
-    trainer.save_model(training_args.output_dir)
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(training_args.output_dir)
-        trainer.save_state()
-        save_run_record(
-            training_args.output_dir, "sft", script_args, training_args, model_args, metrics=metrics
-        )
-    return metrics
+    return train_and_save(
+        trainer,
+        tokenizer,
+        "sft",
+        script_args,
+        training_args,
+        model_args,
+        metrics={"train_examples": len(train)},
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from trl import SFTConfig
 
-    script_args, training_args, model_args = parse_config(
-        SFTConfig, SFTScriptArguments, list(sys.argv[1:] if argv is None else argv)
-    )
-    try:
-        return train_sft(script_args, training_args, model_args)
-    finally:
-        if argv is None:  # a launched script, not a call from the demo or a test
-            finish_distributed()
+    return run_main(SFTConfig, SFTScriptArguments, train_sft, argv)
 
 
 if __name__ == "__main__":
