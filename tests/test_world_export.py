@@ -116,9 +116,10 @@ def test_world_json(exported) -> None:
 
 
 def test_loader_round_trip(exported) -> None:
-    opera = pytest.importorskip("customer_r1.data.opera")
+    from customer_r1.data.opera import load_opera
+
     world, out = exported
-    loaded = opera.load_opera(out)
+    loaded = load_opera(out)
     direct = world.to_shopping_data()
     assert set(loaded.users) == set(direct.users)
     for uid, u in loaded.users.items():
