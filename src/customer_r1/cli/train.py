@@ -25,17 +25,21 @@ def _argv(config: Path, ctx: typer.Context) -> list[str]:
     return ["--config", str(config), *ctx.args]
 
 
+def _run(stage: str, config: Path, ctx: typer.Context) -> None:
+    import importlib
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(f"customer_r1.training.{stage}")
+    typer.echo(json.dumps(module.main(_argv(config, ctx)), indent=2))
+
+
 @app.command("sft", context_settings=_EXTRA)
 def sft(
     ctx: typer.Context,
     config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/sft.yaml).")],
 ) -> None:
     """Supervised fine-tuning over TRL's SFTTrainer (completion-only loss, LoRA by --use_peft)."""
-    from customer_r1.training import sft as sft_mod
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    metrics = sft_mod.main(_argv(config, ctx))
-    typer.echo(json.dumps(metrics, indent=2))
+    _run("sft", config, ctx)
 
 
 @app.command("grpo", context_settings=_EXTRA)
@@ -44,8 +48,4 @@ def grpo(
     config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/grpo.yaml).")],
 ) -> None:
     """GRPO over TRL's GRPOTrainer with the format + difficulty-weighted action reward."""
-    from customer_r1.training import grpo as grpo_mod
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    metrics = grpo_mod.main(_argv(config, ctx))
-    typer.echo(json.dumps(metrics, indent=2))
+    _run("grpo", config, ctx)

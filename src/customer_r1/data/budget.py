@@ -33,11 +33,11 @@ class ExampleCosts:
     current_page: int
     cut_marker: int
 
-    def total(self, keep: list[bool], current: int | None = None) -> int:
+    def total(self, keep: list[bool]) -> int:
         hist = sum(
             f if k else d for f, d, k in zip(self.history_full, self.history_dropped, keep, strict=True)
         )
-        return self.fixed + hist + (self.current_page if current is None else current)
+        return self.fixed + hist + self.current_page
 
 
 @dataclass(frozen=True, slots=True)

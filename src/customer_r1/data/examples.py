@@ -535,48 +535,44 @@ def write_examples(
     return stats
 
 
-_SCHEMA_CACHE: dict[str, Any] = {}
-
-
+@cache
 def example_schema() -> Any:
     """The Arrow schema of built examples (docs/architecture.md)."""
     import pyarrow as pa
 
-    if "s" not in _SCHEMA_CACHE:
-        msg = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
-        _SCHEMA_CACHE["s"] = pa.schema(
-            [
-                ("prompt", msg),
-                ("completion", msg),
-                ("example_id", pa.string()),
-                ("action_id", pa.string()),
-                ("session_id", pa.string()),
-                ("user_id", pa.string()),
-                ("split", pa.string()),
-                ("step_index", pa.int32()),
-                ("num_steps", pa.int32()),
-                ("is_last_step", pa.bool_()),
-                ("action_json", pa.string()),
-                ("action_type", pa.string()),
-                ("click_type", pa.string()),
-                ("semantic_id", pa.string()),
-                ("input_text", pa.string()),
-                ("rationale", pa.string()),
-                ("rationale_source", pa.string()),
-                ("needs_rationale", pa.bool_()),
-                ("require_rationale", pa.bool_()),
-                ("persona_mode", pa.string()),
-                ("persona_user_id", pa.string()),
-                ("session_outcome", pa.string()),
-                ("url", pa.string()),
-                ("page_names", pa.list_(pa.string())),
-                ("input_names", pa.list_(pa.string())),
-                ("prompt_tokens", pa.int32()),
-                ("history_pages_dropped", pa.int32()),
-                ("page_truncated", pa.bool_()),
-            ]
-        )
-    return _SCHEMA_CACHE["s"]
+    msg = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+    return pa.schema(
+        [
+            ("prompt", msg),
+            ("completion", msg),
+            ("example_id", pa.string()),
+            ("action_id", pa.string()),
+            ("session_id", pa.string()),
+            ("user_id", pa.string()),
+            ("split", pa.string()),
+            ("step_index", pa.int32()),
+            ("num_steps", pa.int32()),
+            ("is_last_step", pa.bool_()),
+            ("action_json", pa.string()),
+            ("action_type", pa.string()),
+            ("click_type", pa.string()),
+            ("semantic_id", pa.string()),
+            ("input_text", pa.string()),
+            ("rationale", pa.string()),
+            ("rationale_source", pa.string()),
+            ("needs_rationale", pa.bool_()),
+            ("require_rationale", pa.bool_()),
+            ("persona_mode", pa.string()),
+            ("persona_user_id", pa.string()),
+            ("session_outcome", pa.string()),
+            ("url", pa.string()),
+            ("page_names", pa.list_(pa.string())),
+            ("input_names", pa.list_(pa.string())),
+            ("prompt_tokens", pa.int32()),
+            ("history_pages_dropped", pa.int32()),
+            ("page_truncated", pa.bool_()),
+        ]
+    )
 
 
 def _flush(writer: Any, path: Path, rows: list[dict[str, Any]], pa: Any, pq: Any) -> Any:

@@ -118,9 +118,7 @@ def collect_stats(
     return stats
 
 
-def prompt_token_stats(
-    data: ShoppingData, *, tokenizer: str, budget: int | None = None
-) -> dict[str, Any]:
+def prompt_token_stats(data: ShoppingData, *, tokenizer: str, budget: int | None = None) -> dict[str, Any]:
     """Prompt-token percentiles of the built examples, per split (and how many were cut)."""
     # Imported here: the builder pulls in tokenizers/transformers, which plain inspect avoids.
     from customer_r1.data.examples import BuildConfig, build_examples
@@ -172,8 +170,9 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _count_table(title: str, counts: Mapping[str, Mapping[str, Any]], order: Sequence[str],
-                 cols: Sequence[str]) -> Table:
+def _count_table(
+    title: str, counts: Mapping[str, Mapping[str, Any]], order: Sequence[str], cols: Sequence[str]
+) -> Table:
     """Rows = keys (known order first, then any others), columns = splits + all, with shares."""
     table = Table(title=title, title_justify="left")
     table.add_column("")
@@ -217,25 +216,25 @@ def render_stats(stats: Mapping[str, Any], console: Console) -> None:
     overview.add_row("sessions", *(_fmt(stats["sessions"].get(c, 0)) for c in cols))
     overview.add_row("steps", *(_fmt(stats["steps"].get(c, 0)) for c in cols))
     rat = stats["rationale"]
-    overview.add_row("steps with rationale",
-                     *(f"{rat[c]['with_rationale']:,} ({100 * rat[c]['coverage']:.1f}%)"
-                       for c in cols))
+    overview.add_row(
+        "steps with rationale",
+        *(f"{rat[c]['with_rationale']:,} ({100 * rat[c]['coverage']:.1f}%)" for c in cols),
+    )
     console.print(overview)
     console.print(f"users in the user tables: {stats['users']['in_user_tables']:,}")
 
     console.print(_count_table("Actions by type", stats["action_types"], STEP_KINDS, cols))
     console.print(_count_table("Clicks by click type", stats["click_types"], CLICK_TYPES, cols))
-    console.print(_count_table("Session outcomes", stats["outcomes"],
-                               ("purchase", "terminate"), cols))
+    console.print(_count_table("Session outcomes", stats["outcomes"], ("purchase", "terminate"), cols))
     console.print(_pct_table("Session length (steps)", stats["session_length"], cols))
-    console.print(_pct_table("Page size (characters of simplified HTML)",
-                             stats["page_chars"], cols))
+    console.print(_pct_table("Page size (characters of simplified HTML)", stats["page_chars"], cols))
 
     tokens = stats.get("prompt_tokens")
     if tokens:
         per = tokens["percentiles"]
-        console.print(_pct_table(f"Prompt tokens (budget {tokens.get('budget')})", per,
-                                 [c for c in cols if c in per]))
+        console.print(
+            _pct_table(f"Prompt tokens (budget {tokens.get('budget')})", per, [c for c in cols if c in per])
+        )
         cut = tokens["page_truncated"]
         dropped = tokens["mean_history_pages_dropped"]
         console.print(

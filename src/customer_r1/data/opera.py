@@ -135,9 +135,7 @@ class OperaFormatError(ValueError):
         return (_rebuild_error, (self.message, self.file, self.row, self.column, self.reason))
 
 
-def _rebuild_error(
-    message: str, file: str, row: int | None, column: str, reason: str
-) -> OperaFormatError:
+def _rebuild_error(message: str, file: str, row: int | None, column: str, reason: str) -> OperaFormatError:
     return OperaFormatError(message, file=file, row=row, column=column, reason=reason)
 
 
@@ -186,8 +184,7 @@ class _Row:
         return None if value is None else str(value)
 
     def fail(self, column: str, message: str, reason: str) -> NoReturn:
-        raise OperaFormatError(message, file=self.table.label, row=self.i, column=column,
-                               reason=reason)
+        raise OperaFormatError(message, file=self.table.label, row=self.i, column=column, reason=reason)
 
     def json(self, column: str, expect: type | tuple[type, ...] | None = None) -> Any:
         """Decode a JSON column; missing (including a JSON null or NaN) gives None."""
@@ -254,8 +251,7 @@ def _element_meta(row: _Row) -> dict[str, Any] | None:
         return None
     if "data" in meta:
         meta["data"] = (
-            None if is_missing(meta["data"]) else _decode(meta["data"], row, "element_meta.data",
-                                                          None)
+            None if is_missing(meta["data"]) else _decode(meta["data"], row, "element_meta.data", None)
         )
     return meta
 
@@ -298,10 +294,12 @@ def _step(row: _Row, config: str) -> tuple[datetime, Step]:
     raw_type = row.text("action_type")
     kind = ACTION_KINDS.get(raw_type or "")
     if kind is None or (config == "filtered" and kind in FULL_ONLY_KINDS):
-        allowed = sorted(k for k, v in ACTION_KINDS.items()
-                         if config == "full" or v not in FULL_ONLY_KINDS)
-        row.fail("action_type", f"unknown action type {raw_type!r} for the {config} config; "
-                 f"expected one of {allowed}", "unknown_action_type")
+        allowed = sorted(k for k, v in ACTION_KINDS.items() if config == "full" or v not in FULL_ONLY_KINDS)
+        row.fail(
+            "action_type",
+            f"unknown action type {raw_type!r} for the {config} config; expected one of {allowed}",
+            "unknown_action_type",
+        )
     action_id = row.text("action_id")
     if action_id is None:
         row.fail("action_id", "missing action_id", "missing_value")
@@ -317,8 +315,11 @@ def _step(row: _Row, config: str) -> tuple[datetime, Step]:
         if click_type is None:
             row.fail("click_type", "click without click_type", "bad_click_type")
         if click_type not in CLICK_TYPES:
-            row.fail("click_type", f"invalid click_type {click_type!r}; expected one of "
-                     f"{list(CLICK_TYPES)}", "bad_click_type")
+            row.fail(
+                "click_type",
+                f"invalid click_type {click_type!r}; expected one of {list(CLICK_TYPES)}",
+                "bad_click_type",
+            )
         action = Action.click(semantic_id)  # type: ignore[arg-type]
     elif kind == "input":
         text = row.text("input_text")
@@ -408,7 +409,10 @@ def _check_columns(table: _Table, kind: str, issues: _Issues) -> bool:
             issues.report(
                 OperaFormatError(
                     f"{kind} table has no column {column!r} (columns: {sorted(table.columns)})",
-                    file=table.label, row=None, column=column, reason="missing_column",
+                    file=table.label,
+                    row=None,
+                    column=column,
+                    reason="missing_column",
                 ),
                 rows=table.num_rows,
             )
@@ -458,8 +462,9 @@ def _split_files(table_dir: Path) -> dict[str, list[Path]]:
     out = dict(single)
     for split, paths in sharded.items():
         if split in single:
-            log.warning("%s: split %r has both shards and %s/; reading the shards only",
-                        table_dir, split, split)
+            log.warning(
+                "%s: split %r has both shards and %s/; reading the shards only", table_dir, split, split
+            )
         out[split] = paths
     return out
 
@@ -469,15 +474,15 @@ def _config_dir(src: Path, config: str) -> Path:
     if (src / "action").is_dir():
         named = {f"OPeRA_{c}": c for c in CONFIGS}.get(src.name)
         if named is not None and named != config:
-            raise ValueError(f"{src} is the {named} config but config={config!r} was asked; "
-                             f"pass config={named!r} or the folder above it")
+            raise ValueError(
+                f"{src} is the {named} config but config={config!r} was asked; "
+                f"pass config={named!r} or the folder above it"
+            )
         return src
     candidate = src / f"OPeRA_{config}"
     if (candidate / "action").is_dir():
         return candidate
-    raise FileNotFoundError(
-        f"no OPeRA layout at {src}: expected {src}/action/ or {candidate}/action/"
-    )
+    raise FileNotFoundError(f"no OPeRA layout at {src}: expected {src}/action/ or {candidate}/action/")
 
 
 def _order_splits(splits: Sequence[str]) -> list[str]:
@@ -495,8 +500,7 @@ def _local_tables(
     wanted = list(splits) if splits is not None else found
     unknown = [s for s in wanted if s not in files["action"]]
     if unknown:
-        raise FileNotFoundError(f"split(s) {unknown} not found under {base / 'action'}; "
-                                f"found {found}")
+        raise FileNotFoundError(f"split(s) {unknown} not found under {base / 'action'}; found {found}")
     for split in wanted:
         tables: dict[str, list[_Table]] = {}
         for kind in TABLES:
@@ -520,8 +524,7 @@ def _hub_tables(
         for kind in TABLES:
             name = f"{config}_{kind}"
             arrow = _arrow_of(datasets.load_dataset(repo, name, split=split))
-            keep = [c for c in (*REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind])
-                    if c in arrow.column_names]
+            keep = [c for c in (*REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]) if c in arrow.column_names]
             tables[kind] = [_from_arrow(arrow.select(keep), f"{repo} [{name}, {split}]", split)]
         yield split, tables
 
@@ -560,8 +563,11 @@ def _load_split(
             try:
                 user = _user(row)
                 if user.user_id in split_users:
-                    row.fail("user_id", f"duplicate user_id {user.user_id!r} in the user table",
-                             "duplicate_user_id")
+                    row.fail(
+                        "user_id",
+                        f"duplicate user_id {user.user_id!r} in the user table",
+                        "duplicate_user_id",
+                    )
             except OperaFormatError as err:
                 issues.report(err)
                 continue
@@ -588,11 +594,17 @@ def _load_split(
                 if uid is None:
                     row.fail("user_id", f"session {sid!r} has no user_id", "missing_value")
                 if not sid.startswith(uid + "_"):
-                    row.fail("user_id", f"user_id {uid!r} is not the prefix of session_id "
-                             f"{sid!r}", "user_id_mismatch")
+                    row.fail(
+                        "user_id",
+                        f"user_id {uid!r} is not the prefix of session_id {sid!r}",
+                        "user_id_mismatch",
+                    )
                 if uid not in split_users:
-                    row.fail("user_id", f"user {uid!r} of session {sid!r} is not in the "
-                             f"{split} user table", "user_not_in_user_table")
+                    row.fail(
+                        "user_id",
+                        f"user {uid!r} of session {sid!r} is not in the {split} user table",
+                        "user_not_in_user_table",
+                    )
             except OperaFormatError as err:
                 issues.report(err)
                 if sid is not None and sid not in seen_sessions:
@@ -622,12 +634,14 @@ def _load_split(
                     if sid in dropped:
                         issues.note("session_skipped")
                         continue
-                    row.fail("session_id", f"session {sid!r} is not in the {split} session "
-                             "table", "session_not_in_session_table")
+                    row.fail(
+                        "session_id",
+                        f"session {sid!r} is not in the {split} session table",
+                        "session_not_in_session_table",
+                    )
                 ts, step = _step(row, config)
                 if step.action_id in seen_actions:
-                    row.fail("action_id", f"duplicate action_id {step.action_id!r}",
-                             "duplicate_action_id")
+                    row.fail("action_id", f"duplicate action_id {step.action_id!r}", "duplicate_action_id")
             except OperaFormatError as err:
                 issues.report(err)
                 continue
@@ -687,9 +701,7 @@ def load_opera(
     seen_sessions: set[str] = set()
     seen_actions: set[str] = set()
     for split, tables in source:
-        sessions.extend(
-            _load_split(split, tables, config, issues, users, seen_sessions, seen_actions)
-        )
+        sessions.extend(_load_split(split, tables, config, issues, users, seen_sessions, seen_actions))
 
     if config == "full" and reduce:
         reduced = [reduce_to_filtered(s) for s in sessions]

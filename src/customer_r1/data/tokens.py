@@ -14,7 +14,7 @@ builder checks this assumption on real examples (see ``examples.py``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,14 +69,6 @@ class TokenCounter:
             if len(text) < 512:
                 self._small[text] = n
         return n
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of many texts in one parallel call per batch."""
-        out: list[int] = []
-        for i in range(0, len(texts), ENCODE_BATCH):
-            encs = self._backend.encode_batch(list(texts[i : i + ENCODE_BATCH]), add_special_tokens=False)
-            out.extend(len(e) for e in encs)
-        return out
 
     def count_pages(
         self,
@@ -133,8 +125,3 @@ def _cut_points(enc: Any, stride: int) -> list[tuple[int, int]]:
         if i > floor:
             points.append((i, offsets[i][0]))
     return points
-
-
-def iter_batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
