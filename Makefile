@@ -36,6 +36,7 @@ demo-model: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/world_generate.py
 	$(BIN)/python benchmarks/build_examples.py
+	$(BIN)/python benchmarks/cpu_sft_throughput.py
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo-model` on a lent GPU (CUDA, bf16), within a fixed wall-clock budget.
+# `make demo-model` on a lent GPU (CUDA, bf16) with recipes/tiny-cpu/demo-model-gpu.yaml,
+# within a fixed wall-clock budget.
 # Expects runs/demo-model/{world,base,built} prepared on the CPU (stages: [] of the same
 # recipe) and the wheels TRL needs in .whl/. Writes demo-model.tgz and the logs to $OUT.
 set -uo pipefail
@@ -15,7 +16,7 @@ print("transformers", transformers.__version__, "trl", trl.__version__, "dataset
 PY
 MIN_SFT=${MIN_SFT:-1.6}
 MIN_GRPO=${MIN_GRPO:-0.6}
-python3 -c "from customer_r1.cli import main; main()" demo --config recipes/tiny-cpu/demo-model.yaml --sft-minutes "$MIN_SFT" --grpo-minutes "$MIN_GRPO" \
+python3 -c "from customer_r1.cli import main; main()" demo --config recipes/tiny-cpu/demo-model-gpu.yaml --sft-minutes "$MIN_SFT" --grpo-minutes "$MIN_GRPO" \
   2>&1 | tee "$OUT/demo-model.log" | grep -vE "it/s\]|s/it\]" &
 PID=$!
 wait $PID

@@ -51,3 +51,72 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert all("exact_match" in r for r in written["rows"])
     assert (tmp_path / "demo" / "eval" / "report" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_demo_reuses_finished_stages_only_when_settings_match(tmp_path):
+    """A rerun reuses world, examples and models; a changed setting redoes what it affects."""
+    cfg = {
+        "out_dir": str(tmp_path / "run"),
+        "world": {"users": 3, "sessions_per_user": 2, "seed": 2},
+        "build": {"token_budget": 1280, "max_history_steps": 2},
+        "model": {
+            "vocab_size": 512,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "max_position_embeddings": 2048,
+        },
+        "sft_overrides": {"max_steps": 1},
+        "grpo_overrides": {
+            "max_steps": 1,
+            "per_device_train_batch_size": 4,
+            "num_generations": 4,
+            "max_completion_length": 8,
+        },
+        "persona_modes": ["real"],
+        "shipped_dir": None,
+        "device": "cpu",
+        "stages": ["train"],
+    }
+    models = tmp_path / "run" / "models" / "real"
+    built = tmp_path / "run" / "built" / "base-real" / "build.json"
+
+    def state() -> tuple[float, float, float, int]:
+        sft = json.loads((models / "sft" / "metrics.json").read_text())["global_step"]
+        return (
+            built.stat().st_mtime_ns,
+            (models / "sft" / "model.safetensors").stat().st_mtime_ns,
+            (models / "grpo" / "model.safetensors").stat().st_mtime_ns,
+            sft,
+        )
+
+    run_demo(DemoConfig(**cfg))
+    first = state()
+    run_demo(DemoConfig(**cfg))
+    assert state() == first  # nothing redone
+
+    run_demo(DemoConfig(**{**cfg, "sft_overrides": {"max_steps": 2}}))
+    second = state()
+    assert second[0] == first[0]  # same examples
+    assert second[1] != first[1] and second[3] == 2  # SFT retrained with the new setting
+    assert second[2] != first[2]  # GRPO redone from the new SFT checkpoint
+
+    rebuilt = {"token_budget": 1400, "max_history_steps": 2}
+    run_demo(DemoConfig(**{**cfg, "sft_overrides": {"max_steps": 2}, "build": rebuilt}))
+    third = state()
+    assert third[0] != second[0]  # examples rebuilt under the new budget
+    assert json.loads(built.read_text())["config"]["token_budget"] == 1400
+
+
+@pytest.mark.parametrize("name", ["demo", "demo-model", "demo-model-gpu"])
+def test_demo_recipes_load_and_share_the_world_examples_and_base(name):
+    """The shipped checkpoints are scored on the live demo's examples: the settings must agree."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu"
+    cfg, demo = DemoConfig.from_yaml(root / f"{name}.yaml"), DemoConfig.from_yaml(root / "demo.yaml")
+    assert (cfg.world, cfg.build, cfg.model) == (demo.world, demo.build, demo.model)
+    assert (root.parents[1] / cfg.sft_recipe).exists() and (root.parents[1] / cfg.grpo_recipe).exists()

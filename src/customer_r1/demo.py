@@ -154,11 +154,14 @@ def make_examples(
     from customer_r1.data.examples import BuildConfig, write_examples
 
     out = root / "built" / f"{tokenizer_dir.name}-{mode}"
-    if (out / "build.json").exists():
-        return out
     bcfg = BuildConfig(
         **{**_build_kwargs(cfg), "persona_mode": mode, "tokenizer": str(tokenizer_dir), "splits": splits}
     )
+    if (out / "build.json").exists():
+        if json.loads((out / "build.json").read_text())["config"] == asdict(bcfg):
+            return out
+        console.print(f"[yellow]{out} was built with other settings; rebuilding[/]")
+        shutil.rmtree(out)
     write_examples(data, bcfg, out, console=console)
     return out
 
@@ -175,8 +178,6 @@ def train_stage(
 
     models = root / "models" / mode
     out = models / stage
-    if (out / "metrics.json").exists():
-        return out
     if stage == "sft":
         recipe, init, overrides, minutes, main = (
             cfg.sft_recipe,
@@ -195,22 +196,42 @@ def train_stage(
             grpo.main,
         )
         extra = ["--use_cpu", "false", "--bf16", "false"] if device == "cuda" else []
-    main(
-        [
-            "--config",
-            recipe,
-            "--dataset_path",
-            str(built),
-            "--model_name_or_path",
-            str(init),
-            "--output_dir",
-            str(out),
-            *extra,
-            *_args(overrides),
-            *_args({"max_train_minutes": minutes} if minutes else {}),
-        ]
-    )
+    argv = [
+        "--config",
+        recipe,
+        "--dataset_path",
+        str(built),
+        "--model_name_or_path",
+        str(init),
+        "--output_dir",
+        str(out),
+        *extra,
+        *_args(overrides),
+        *_args({"max_train_minutes": minutes} if minutes else {}),
+    ]
+    # A run is reused (or resumed from its last checkpoint) only if it was started with
+    # these exact arguments, recipe and starting checkpoint; otherwise it is redone.
+    stamp = {"argv": argv, "recipe": Path(recipe).read_text(), "init": _stamp_of(init)}
+    if _read_json(out / "demo_stage.json") == stamp:
+        if (out / "metrics.json").exists():
+            console.print(f"{out} is complete; reusing it")
+            return out
+    elif out.exists():
+        console.print(f"[yellow]{out} was made with other settings; retraining[/]")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_stage.json").write_text(json.dumps(stamp, indent=2))
+    main(argv)
     return out
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _stamp_of(init: Path) -> Any:
+    """What identifies a starting checkpoint: its own stage stamp, or the base's config."""
+    return _read_json(init / "demo_stage.json") or _read_json(init / "config.json")
 
 
 SHIPPED = {
@@ -308,6 +329,8 @@ def score_model(
 
     out.mkdir(parents=True, exist_ok=True)
     preds = out / "preds.jsonl"
+    # Never resume here: the model may have been retrained since these were written.
+    preds.unlink(missing_ok=True)
     kw: dict[str, Any] = {"mode": mode, "progress": True}
     if mode == "free":
         kw.update(max_new_tokens=96, batch_size=16)
@@ -408,9 +431,10 @@ def evaluate(
         ev / "baseline",
     )
 
+    # The trainers' own runtimes, so a rerun that reuses the models still reports them.
     live_minutes = {
-        m: (clock.stages.get(f"SFT ({m} persona)", 0) + clock.stages.get(f"GRPO ({m} persona)", 0)) / 60
-        for m in trained
+        m: sum(_read_json(p / "metrics.json").get("train_runtime", 0.0) for p in paths.values()) / 60
+        for m, paths in trained.items()
     }
     for m, paths in trained.items():
         tag = "" if m == "real" else f", {m} persona"
