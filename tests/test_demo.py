@@ -8,28 +8,32 @@ import pytest
 
 from customer_r1.demo import DemoConfig, run_demo
 
+#: A one-layer model and one-step GRPO: the demo's stages at toy scale.
+TOY_MODEL = {
+    "vocab_size": 1024,
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "max_position_embeddings": 2048,
+}
+TOY_GRPO = {
+    "max_steps": 1,
+    "per_device_train_batch_size": 4,
+    "num_generations": 4,
+    "max_completion_length": 8,
+}
+
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_ships(tmp_path):
     common = {
         "world": {"users": 4, "sessions_per_user": 3, "seed": 1},
         "build": {"token_budget": 1280, "max_history_steps": 4},
-        "model": {
-            "vocab_size": 1024,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 2048,
-        },
+        "model": TOY_MODEL,
         "sft_overrides": {"max_steps": 1, "per_device_train_batch_size": 2},
-        "grpo_overrides": {
-            "max_steps": 1,
-            "per_device_train_batch_size": 4,
-            "num_generations": 4,
-            "max_completion_length": 8,
-        },
+        "grpo_overrides": TOY_GRPO,
         "device": "cpu",
     }
     ship = tmp_path / "ship"
@@ -60,22 +64,9 @@ def test_demo_reuses_finished_stages_only_when_settings_match(tmp_path):
         "out_dir": str(tmp_path / "run"),
         "world": {"users": 3, "sessions_per_user": 2, "seed": 2},
         "build": {"token_budget": 1280, "max_history_steps": 2},
-        "model": {
-            "vocab_size": 512,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 1,
-            "max_position_embeddings": 2048,
-        },
+        "model": {**TOY_MODEL, "vocab_size": 512},
         "sft_overrides": {"max_steps": 1},
-        "grpo_overrides": {
-            "max_steps": 1,
-            "per_device_train_batch_size": 4,
-            "num_generations": 4,
-            "max_completion_length": 8,
-        },
+        "grpo_overrides": TOY_GRPO,
         "persona_modes": ["real"],
         "shipped_dir": None,
         "device": "cpu",

@@ -157,8 +157,9 @@ def make_examples(
     bcfg = BuildConfig(
         **{**_build_kwargs(cfg), "persona_mode": mode, "tokenizer": str(tokenizer_dir), "splits": splits}
     )
-    if (out / "build.json").exists():
-        if json.loads((out / "build.json").read_text())["config"] == asdict(bcfg):
+    meta = _read_json(out / "build.json")
+    if meta is not None:
+        if meta["config"] == asdict(bcfg):
             return out
         console.print(f"[yellow]{out} was built with other settings; rebuilding[/]")
         shutil.rmtree(out)
