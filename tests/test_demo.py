@@ -75,13 +75,16 @@ def test_demo_reuses_finished_stages_only_when_settings_match(tmp_path):
     models = tmp_path / "run" / "models" / "real"
     built = tmp_path / "run" / "built" / "base-real" / "build.json"
 
-    def state() -> tuple[float, float, float, int]:
+    base = tmp_path / "run" / "base" / "model.safetensors"
+
+    def state() -> tuple[float, float, float, int, float]:
         sft = json.loads((models / "sft" / "metrics.json").read_text())["global_step"]
         return (
             built.stat().st_mtime_ns,
             (models / "sft" / "model.safetensors").stat().st_mtime_ns,
             (models / "grpo" / "model.safetensors").stat().st_mtime_ns,
             sft,
+            base.stat().st_mtime_ns,
         )
 
     run_demo(DemoConfig(**cfg))
@@ -91,15 +94,18 @@ def test_demo_reuses_finished_stages_only_when_settings_match(tmp_path):
 
     run_demo(DemoConfig(**{**cfg, "sft_overrides": {"max_steps": 2}}))
     second = state()
-    assert second[0] == first[0]  # same examples
+    assert second[0] == first[0] and second[4] == first[4]  # same examples and base
     assert second[1] != first[1] and second[3] == 2  # SFT retrained with the new setting
     assert second[2] != first[2]  # GRPO redone from the new SFT checkpoint
 
-    rebuilt = {"token_budget": 1400, "max_history_steps": 2}
+    # A new prompt format: the tokenizer is trained on prompts, so base, examples, SFT and
+    # GRPO are all redone.
+    rebuilt = {"token_budget": 1400, "max_history_steps": 2, "max_history_pages": 0}
     run_demo(DemoConfig(**{**cfg, "sft_overrides": {"max_steps": 2}, "build": rebuilt}))
     third = state()
-    assert third[0] != second[0]  # examples rebuilt under the new budget
-    assert json.loads(built.read_text())["config"]["token_budget"] == 1400
+    assert third[0] != second[0] and third[4] != second[4]
+    assert third[1] != second[1] and third[2] != second[2]
+    assert json.loads(built.read_text())["config"]["max_history_pages"] == 0
 
 
 @pytest.mark.parametrize("name", ["demo", "demo-model", "demo-model-gpu"])

@@ -147,6 +147,43 @@ def test_max_history_steps(tiny_tokenizer):
     assert "## Step 1\n" not in text and "## Step 3\n" in text and "## Step 4\n" in text
 
 
+def test_max_history_pages_keeps_every_action_and_only_the_latest_pages(tiny_tokenizer):
+    data = make_data(n_steps=6)
+    steps = data.sessions[0].steps
+    for budget in (100_000, None):  # the budget plan and the no-budget path agree
+        for style in ("full", "compact"):
+            _, rows = build(
+                data, tiny_tokenizer, token_budget=budget, max_history_pages=1, prompt_style=style
+            )
+            text = rows[5]["prompt"][1]["content"]
+            for k in range(5):
+                assert f"Action: {steps[k].action.to_json()}" in text  # all actions stay
+                assert (steps[k].observation.html in text) == (k == 4)  # only the last page
+            dropped = f"## Step 1\nPage: {HISTORY_MARKER}\n" if style == "full" else "## Step 1\nAction:"
+            assert dropped in text
+            if budget is not None:
+                assert rows[5]["history_pages_dropped"] == 4
+    # No page at all: the compact prompt is the same as a full build minus every page.
+    _, none = build(data, tiny_tokenizer, token_budget=100_000, max_history_pages=0, prompt_style="compact")
+    assert HISTORY_MARKER not in none[5]["prompt"][1]["content"]
+    assert none[5]["history_pages_dropped"] == 5
+    with pytest.raises(ValueError, match="max_history_pages"):
+        BuildConfig(max_history_pages=-1)
+
+
+def test_strategy_caps_kept_pages():
+    costs = ExampleCosts(
+        fixed=100, history_full=(50, 60, 70), history_dropped=(5, 5, 5), current_page=200, cut_marker=3
+    )
+    plan = DropOldestPages().plan(costs, 10_000, max_pages=1)
+    assert plan.keep_history == (False, False, True) and plan.total_tokens == 100 + 10 + 70 + 200
+    plan = DropOldestPages().plan(costs, 10_000, max_pages=0)
+    assert plan.keep_history == (False, False, False)
+    # The budget still drops more when the cap alone does not fit.
+    plan = DropOldestPages().plan(costs, 100 + 15 + 200, max_pages=2)
+    assert plan.keep_history == (False, False, False)
+
+
 def test_page_names_in_document_order():
     html = (
         '<div name="a"><input name="a.q" type="search"/><input name="a.go" type="submit"/>'

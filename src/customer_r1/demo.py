@@ -132,16 +132,24 @@ def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
     from customer_r1.training.bases import TinyModelConfig, init_tiny_model
 
     base = root / "base"
+    # The tokenizer is trained on the prompts, so a change of prompt format or model
+    # config makes a new base (and, through the stage stamps, new training).
+    stamp = {"build": _build_kwargs(cfg), "model": cfg.model}
     if (base / "model.safetensors").exists():
-        console.print(f"base exists at {base}")
-        return base
+        if _read_json(base / "demo_base.json") == stamp:
+            console.print(f"base exists at {base}")
+            return base
+        console.print(f"[yellow]{base} was made with other settings; remaking it[/]")
+        shutil.rmtree(base)
     bcfg = BuildConfig(**{**_build_kwargs(cfg), "tokenizer": None, "token_budget": None, "progress": False})
     builder = ExampleBuilder(data, bcfg)
     texts: list[str] = []
     for row in builder.iter_rows(data.split("train")):
         texts.extend(m["content"] for m in row["prompt"])
         texts.extend(m["content"] for m in row["completion"])
-    return init_tiny_model(base, texts=texts, config=TinyModelConfig(**cfg.model))
+    init_tiny_model(base, texts=texts, config=TinyModelConfig(**cfg.model))
+    (base / "demo_base.json").write_text(json.dumps(stamp, indent=2))
+    return base
 
 
 def _build_kwargs(cfg: DemoConfig) -> dict[str, Any]:
@@ -231,8 +239,11 @@ def _read_json(path: Path) -> Any:
 
 
 def _stamp_of(init: Path) -> Any:
-    """What identifies a starting checkpoint: its own stage stamp, or the base's config."""
-    return _read_json(init / "demo_stage.json") or _read_json(init / "config.json")
+    """What identifies a starting checkpoint: its own stage stamp, or the base's stamp and config."""
+    return _read_json(init / "demo_stage.json") or {
+        "base": _read_json(init / "demo_base.json"),
+        "config": _read_json(init / "config.json"),
+    }
 
 
 SHIPPED = {
@@ -476,6 +487,7 @@ def evaluate(
         console.print(f"[yellow]no shipped checkpoints at {shipped} (make demo-model writes them)[/]")
 
     report = write_report(run_dirs, ev / "report", ceilings=ceilings, click_types=built["real"])
+    write_motives(world_dir, run_dirs, ev / "report" / "motives.md")
     n = len(rows["real"])
     return {
         "rows": table,
@@ -485,6 +497,19 @@ def evaluate(
         "eval_sessions": len({r["session_id"] for r in rows["real"]}),
         "report": str(report),
     }
+
+
+def write_motives(world_dir: Path, run_dirs: list[Path], out: Path) -> None:
+    """Every run's correct steps per motive of the world's policy (``evaluation/motives.py``)."""
+    from customer_r1.evaluation.motives import write_motive_report
+    from customer_r1.world import load_policy
+
+    files = {}
+    for d in run_dirs:
+        label = (_read_json(d / "run.json") or {}).get("label", d.name)
+        files[label] = d / "preds.jsonl"
+    write_motive_report(files, load_policy(world_dir, "test").values(), out)
+    console.print(f"correct steps per motive of the world's policy: {out}")
 
 
 def print_table(results: dict[str, Any]) -> None:

@@ -37,6 +37,10 @@ def build(
     max_history_steps: Annotated[
         int | None, typer.Option(help="Keep at most this many earlier steps.")
     ] = None,
+    max_history_pages: Annotated[
+        int | None,
+        typer.Option(help="Show the pages of at most this many latest steps (older: action and reason)."),
+    ] = None,
     prompt_style: Annotated[str, typer.Option(help="full or compact system message.")] = "full",
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to build (default: all).")
@@ -64,6 +68,7 @@ def build(
         token_budget=budget,
         budget_strategy=budget_strategy,
         max_history_steps=max_history_steps,
+        max_history_pages=max_history_pages,
         prompt_style=prompt_style,  # type: ignore[arg-type]
         exact_check=exact_check,  # type: ignore[arg-type]
         splits=split,

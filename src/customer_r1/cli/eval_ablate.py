@@ -29,6 +29,10 @@ def ablate(
     max_history_steps: Annotated[
         int | None, typer.Option(help="Keep at most this many earlier steps.")
     ] = None,
+    max_history_pages: Annotated[
+        int | None,
+        typer.Option(help="Show the pages of at most this many latest steps (older: action and reason)."),
+    ] = None,
     prompt_style: Annotated[str, typer.Option(help="full or compact system message.")] = "full",
     seed: Annotated[int, typer.Option(help="Seed of the shuffled persona assignment.")] = 0,
 ) -> None:
@@ -48,7 +52,12 @@ def ablate(
         sessions=sessions,
         mode=mode,
         shuffle_seed=seed,
-        build={"token_budget": budget, "max_history_steps": max_history_steps, "prompt_style": prompt_style},
+        build={
+            "token_budget": budget,
+            "max_history_steps": max_history_steps,
+            "max_history_pages": max_history_pages,
+            "prompt_style": prompt_style,
+        },
     )
     data = load_opera(src, splits=[split])
     ceilings = src if (Path(src) / "world" / "world.json").exists() else None

@@ -1,4 +1,4 @@
-"""`customer-r1 eval score | report | ablations`: plain functions the eval group registers.
+"""`customer-r1 eval score | report | ablations | motives`: plain functions the eval group registers.
 
 They are not a Typer app of their own so ``cli/evaluate.py`` can mount them next to
 ``predict`` with ``app.command()(score)`` etc. Errors in the inputs exit with code 2
@@ -153,3 +153,28 @@ def ablations(
     except (OSError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(_dump(table.to_dict()) if json_out else table.to_markdown())
+
+
+def motives(
+    preds: Annotated[list[Path], typer.Argument(help="preds.jsonl files (one column each).")],
+    world: Annotated[Path, typer.Option(help="The synthetic WORLD_DIR the predictions are on.")],
+    split: Annotated[str, typer.Option(help="Split of the world's policy sidecar.")] = "test",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the table here.")] = None,
+) -> None:
+    """Correct steps per motive of the synthetic world's policy, beside its Bayes and blind choices."""
+    from customer_r1.evaluation.motives import motive_breakdown, motive_markdown
+    from customer_r1.world import load_policy
+
+    try:
+        policy = list(load_policy(world, split).values())
+        runs = {}
+        for p in preds:
+            with open(p, encoding="utf-8") as f:
+                runs[str(p)] = motive_breakdown((json.loads(x) for x in f if x.strip()), policy)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(str(exc)) from exc
+    md = motive_markdown(runs)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md, encoding="utf-8")
+    typer.echo(md)

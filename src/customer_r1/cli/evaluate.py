@@ -6,7 +6,7 @@ import typer
 
 from customer_r1.cli.eval_ablate import ablate
 from customer_r1.cli.eval_predict import predict
-from customer_r1.cli.eval_score import ablations, report, score
+from customer_r1.cli.eval_score import ablations, motives, report, score
 
 app = typer.Typer(no_args_is_help=True)
 app.command("predict")(predict)
@@ -14,3 +14,4 @@ app.command("score")(score)
 app.command("report")(report)
 app.command("ablations")(ablations)
 app.command("ablate")(ablate)
+app.command("motives")(motives)

@@ -62,7 +62,9 @@ class BudgetStrategy(Protocol):
 
     name: str
 
-    def plan(self, costs: ExampleCosts, budget: int) -> BudgetPlan: ...
+    def plan(self, costs: ExampleCosts, budget: int, *, max_pages: int | None = None) -> BudgetPlan:
+        """``max_pages``: keep at most this many (the latest) history pages, budget or not."""
+        ...
 
 
 #: Tokens kept free when the current page is cut: a cut prefix may tokenize one token
@@ -75,11 +77,12 @@ class DropOldestPages:
 
     name = "drop_oldest_pages"
 
-    def plan(self, costs: ExampleCosts, budget: int) -> BudgetPlan:
+    def plan(self, costs: ExampleCosts, budget: int, *, max_pages: int | None = None) -> BudgetPlan:
         keep = [True] * len(costs.history_full)
         total = costs.total(keep)
-        for k in range(len(keep)):
-            if total <= budget:
+        n = len(keep)
+        for k in range(n):
+            if total <= budget and (max_pages is None or n - k <= max_pages):
                 break
             keep[k] = False
             total += costs.history_dropped[k] - costs.history_full[k]

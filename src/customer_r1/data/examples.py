@@ -54,6 +54,11 @@ class BuildConfig:
     budget_strategy: str = "drop_oldest_pages"
     #: Keep at most this many earlier steps in the history (None: all, as in the paper).
     max_history_steps: int | None = None
+    #: Show the pages of at most this many of the latest history steps; older steps keep
+    #: their action and rationale only (None: as many pages as the budget allows). Full
+    #: action history at a fraction of the tokens: what a small model with a short
+    #: context needs to remember what it viewed, reviewed or chose earlier.
+    max_history_pages: int | None = None
     #: ``full`` system message, or ``compact`` for tiny models with short contexts.
     prompt_style: Literal["full", "compact"] = "full"
     #: Check estimated counts against the exact chat-template count: ``auto`` checks the
@@ -64,6 +69,8 @@ class BuildConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.max_history_pages is not None and self.max_history_pages < 0:
+            raise ValueError(f"max_history_pages must be >= 0, got {self.max_history_pages}")
         if self.rationale_mode not in ("on", "off"):
             raise ValueError(f"rationale_mode must be 'on' or 'off', got {self.rationale_mode!r}")
         if self.token_budget is not None and self.tokenizer is None:
@@ -107,7 +114,10 @@ def step_page_header(k: int) -> str:
     return f"## Step {k + 1}\nPage:\n"
 
 
-def step_dropped_piece(k: int) -> str:
+def step_dropped_piece(k: int, style: str = "full") -> str:
+    """A history step without its page: the marker, or (compact style) the header alone."""
+    if style == "compact":
+        return f"## Step {k + 1}\n"
     return f"## Step {k + 1}\nPage: {HISTORY_MARKER}\n"
 
 
@@ -235,6 +245,9 @@ class ExampleBuilder:
         n += self._c(current_header_piece(t))
         return n
 
+    def _dropped(self, k: int) -> str:
+        return step_dropped_piece(k, self.config.prompt_style)
+
     def _history_start(self, t: int) -> int:
         m = self.config.max_history_steps
         return 0 if m is None else max(0, t - m)
@@ -275,7 +288,7 @@ class ExampleBuilder:
             for s in sessions:
                 for t in range(len(s.steps)):
                     lo = self._history_start(t)
-                    dropped = sum(self._c(step_dropped_piece(k)) for k in range(lo, t))
+                    dropped = sum(self._c(self._dropped(k)) for k in range(lo, t))
                     min_fixed.append(self._fixed_cost(s, t, lo) + dropped + self._overhead)
             counts = list(
                 self.counter.count_pages(
@@ -306,11 +319,11 @@ class ExampleBuilder:
                         self._c(step_page_header(k)) + counts[k].tokens
                         for k in range(lo, t)  # type: ignore[union-attr]
                     ),
-                    history_dropped=tuple(self._c(step_dropped_piece(k)) for k in range(lo, t)),
+                    history_dropped=tuple(self._c(self._dropped(k)) for k in range(lo, t)),
                     current_page=counts[t].tokens,  # type: ignore[union-attr]
                     cut_marker=self._c(CUT_MARKER),
                 )
-                plan = self.strategy.plan(costs, self._budget)
+                plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
             user = self._user_message(session, t, lo, pieces, counts, plan, persona.text)
             messages = [
                 {"role": "system", "content": self.system},
@@ -357,13 +370,15 @@ class ExampleBuilder:
     def _user_message(self, session, t, lo, pieces, counts, plan, persona_text) -> str:
         steps = session.steps
         parts = [persona_piece(persona_text), history_header_piece(t - lo)]
+        max_pages = self.config.max_history_pages
         for j, k in enumerate(range(lo, t)):
-            keep = plan is None or plan.keep_history[j]
+            # Without a budget plan, only the page cap applies.
+            keep = plan.keep_history[j] if plan is not None else (max_pages is None or t - k <= max_pages)
             if keep:
                 parts.append(step_page_header(k))
                 parts.append(pieces[k])
             else:
-                parts.append(step_dropped_piece(k))
+                parts.append(self._dropped(k))
             parts.append(step_action_piece(steps[k], self.with_rationale))
         parts.append(current_header_piece(t))
         if plan is not None and plan.current_page_tokens is not None:

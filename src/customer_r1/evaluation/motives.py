@@ -1,0 +1,111 @@
+"""Where a model loses against the synthetic world's best choices, decision by decision.
+
+Every step of the synthetic world records the motive its policy drew (``reviews``,
+``sort_price``, ``next_unseen``, ...; see ``world/policy.py``). Grouping a run's exact
+matches by motive, beside how often the Bayes-optimal and the persona-blind optimal
+choices were right on the same steps, shows which decisions a model has not learned:
+a motive where the model is far below the blind choice is one it fails even without
+the persona; one where only the Bayes choice is right is where the persona matters.
+Only for the synthetic world (real data has no motives).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from customer_r1.actions import Action, ParseError, exact_match
+from customer_r1.world.export import PolicyRow
+
+
+@dataclass(frozen=True, slots=True)
+class MotiveRow:
+    """Correct predictions on the steps of one motive: the model's, Bayes's and the blind choice's."""
+
+    motive: str
+    steps: int
+    model: int
+    bayes: int
+    blind: int
+
+
+def _action(text: str | None) -> Action | None:
+    if not text:
+        return None
+    try:
+        return Action.from_json(text)
+    except (ParseError, ValueError):
+        return None
+
+
+def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> list[MotiveRow]:
+    """Counts per motive (the motive's kind, without its argument), most steps lost first.
+
+    Predictions are matched to the world's policy sidecar (``load_policy``) by session and
+    step; a prediction for a step the sidecar lacks is an error, not a silent drop.
+    """
+    steps = {(r.session_id, r.step_index): r for r in policy}
+    counts: dict[str, list[int]] = {}
+    for p in preds:
+        key = (p["session_id"], int(p["step_index"]))
+        if key not in steps:
+            raise ValueError(
+                f"prediction for {p.get('example_id', key)!r}: session {key[0]!r} step {key[1]} "
+                "is not in the world's policy sidecar (wrong world or split?)"
+            )
+        row = steps[key]
+        gold = Action.from_json(p["action_json_true"])
+        bayes = Action.from_json(row.actions[int(np.argmax(row.probs))])
+        blind = Action.from_json(row.actions[int(np.argmax(row.blind_probs))])
+        c = counts.setdefault(row.motive.split(":", 1)[0], [0, 0, 0, 0])
+        c[0] += 1
+        c[1] += exact_match(_action(p.get("action_json")), gold)
+        c[2] += exact_match(bayes, gold)
+        c[3] += exact_match(blind, gold)
+    rows = [MotiveRow(m, *c) for m, c in counts.items()]
+    return sorted(rows, key=lambda r: (r.model - r.bayes, -r.steps, r.motive))
+
+
+def motive_markdown(runs: Mapping[str, list[MotiveRow]]) -> str:
+    """One table: a column per run (correct steps), then the Bayes and blind choices'."""
+    labels = list(runs)
+    first = next(iter(runs.values()), [])
+    order = [r.motive for r in first]
+    by_run = {label: {r.motive: r for r in rows} for label, rows in runs.items()}
+    for rows in runs.values():
+        order += [r.motive for r in rows if r.motive not in order]
+    head = ["motive", "steps", *labels, "Bayes choice", "blind choice"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in order:
+        ref = next(by_run[label][m] for label in labels if m in by_run[label])
+        cells = [str(by_run[label][m].model) if m in by_run[label] else "–" for label in labels]
+        lines.append(f"| {m} | {ref.steps} | " + " | ".join(cells) + f" | {ref.bayes} | {ref.blind} |")
+    total = sum(r.steps for r in first)
+    tot_cells = [str(sum(r.model for r in runs[label])) for label in labels]
+    b, bl = sum(r.bayes for r in first), sum(r.blind for r in first)
+    lines.append(f"| **all** | {total} | " + " | ".join(tot_cells) + f" | {b} | {bl} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_motive_report(pred_files: Mapping[str, Path], policy: Iterable[PolicyRow], out: Path) -> Path:
+    """``motives.md``: the breakdown of each run's predictions (label -> preds.jsonl)."""
+    policy = list(policy)
+    runs = {}
+    for label, path in pred_files.items():
+        with open(path) as f:
+            preds = (json.loads(line) for line in f if line.strip())
+            runs[label] = motive_breakdown(preds, policy)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    intro = (
+        "# Correct steps per motive of the world's policy\n\n"
+        "Each run's exact matches grouped by the motive the world drew at that step, beside how "
+        "often the Bayes-optimal and the persona-blind optimal choices were right on the same "
+        "steps. Rows where a run loses most against the Bayes choice come first.\n\n"
+    )
+    out.write_text(intro + motive_markdown(runs))
+    return out
