@@ -162,15 +162,11 @@ def motives(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the table here.")] = None,
 ) -> None:
     """Correct steps per motive of the synthetic world's policy, beside its Bayes and blind choices."""
-    from customer_r1.evaluation.motives import motive_breakdown, motive_markdown
+    from customer_r1.evaluation.motives import breakdowns, motive_markdown
     from customer_r1.world import load_policy
 
     try:
-        policy = list(load_policy(world, split).values())
-        runs = {}
-        for p in preds:
-            with open(p, encoding="utf-8") as f:
-                runs[str(p)] = motive_breakdown((json.loads(x) for x in f if x.strip()), policy)
+        runs = breakdowns({str(p): p for p in preds}, load_policy(world, split).values())
     except (OSError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from exc
     md = motive_markdown(runs)

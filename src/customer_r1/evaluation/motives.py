@@ -11,7 +11,6 @@ Only for the synthetic world (real data has no motives).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from customer_r1.actions import Action, ParseError, exact_match
+from customer_r1.actions import Action, exact_match
+from customer_r1.evaluation.metrics import gold_action, load_preds, predicted_action
+from customer_r1.evaluation.report import _md_table
 from customer_r1.world.export import PolicyRow
 
 
@@ -32,15 +33,6 @@ class MotiveRow:
     model: int
     bayes: int
     blind: int
-
-
-def _action(text: str | None) -> Action | None:
-    if not text:
-        return None
-    try:
-        return Action.from_json(text)
-    except (ParseError, ValueError):
-        return None
 
 
 def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> list[MotiveRow]:
@@ -59,12 +51,12 @@ def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[Policy
                 "is not in the world's policy sidecar (wrong world or split?)"
             )
         row = steps[key]
-        gold = Action.from_json(p["action_json_true"])
+        gold = gold_action(p)
         bayes = Action.from_json(row.actions[int(np.argmax(row.probs))])
         blind = Action.from_json(row.actions[int(np.argmax(row.blind_probs))])
         c = counts.setdefault(row.motive.split(":", 1)[0], [0, 0, 0, 0])
         c[0] += 1
-        c[1] += exact_match(_action(p.get("action_json")), gold)
+        c[1] += exact_match(predicted_action(p), gold)
         c[2] += exact_match(bayes, gold)
         c[3] += exact_match(blind, gold)
     rows = [MotiveRow(m, *c) for m, c in counts.items()]
@@ -80,26 +72,31 @@ def motive_markdown(runs: Mapping[str, list[MotiveRow]]) -> str:
     for rows in runs.values():
         order += [r.motive for r in rows if r.motive not in order]
     head = ["motive", "steps", *labels, "Bayes choice", "blind choice"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for m in order:
         ref = next(by_run[label][m] for label in labels if m in by_run[label])
         cells = [str(by_run[label][m].model) if m in by_run[label] else "–" for label in labels]
-        lines.append(f"| {m} | {ref.steps} | " + " | ".join(cells) + f" | {ref.bayes} | {ref.blind} |")
-    total = sum(r.steps for r in first)
-    tot_cells = [str(sum(r.model for r in runs[label])) for label in labels]
-    b, bl = sum(r.bayes for r in first), sum(r.blind for r in first)
-    lines.append(f"| **all** | {total} | " + " | ".join(tot_cells) + f" | {b} | {bl} |")
+        body.append([m, str(ref.steps), *cells, str(ref.bayes), str(ref.blind)])
+    totals = [str(sum(r.model for r in runs[label])) for label in labels]
+    body.append([
+        "**all**",
+        str(sum(r.steps for r in first)),
+        *totals,
+        str(sum(r.bayes for r in first)),
+        str(sum(r.blind for r in first)),
+    ])
+    lines = _md_table(head, body)
     return "\n".join(lines) + "\n"
 
 
-def write_motive_report(pred_files: Mapping[str, Path], policy: Iterable[PolicyRow], out: Path) -> Path:
-    """``motives.md``: the breakdown of each run's predictions (label -> preds.jsonl)."""
+def breakdowns(pred_files: Mapping[str, Path], policy: Iterable[PolicyRow]) -> dict[str, list[MotiveRow]]:
+    """The breakdown of each run's predictions (label -> preds.jsonl)."""
     policy = list(policy)
-    runs = {}
-    for label, path in pred_files.items():
-        with open(path) as f:
-            preds = (json.loads(line) for line in f if line.strip())
-            runs[label] = motive_breakdown(preds, policy)
+    return {label: motive_breakdown(load_preds(path), policy) for label, path in pred_files.items()}
+
+
+def write_motive_report(pred_files: Mapping[str, Path], policy: Iterable[PolicyRow], out: Path) -> Path:
+    """``motives.md``: the breakdowns of several runs in one table, with an explanation."""
     out.parent.mkdir(parents=True, exist_ok=True)
     intro = (
         "# Correct steps per motive of the world's policy\n\n"
@@ -107,5 +104,5 @@ def write_motive_report(pred_files: Mapping[str, Path], policy: Iterable[PolicyR
         "often the Bayes-optimal and the persona-blind optimal choices were right on the same "
         "steps. Rows where a run loses most against the Bayes choice come first.\n\n"
     )
-    out.write_text(intro + motive_markdown(runs))
+    out.write_text(intro + motive_markdown(breakdowns(pred_files, policy)))
     return out
