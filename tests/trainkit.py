@@ -20,7 +20,9 @@ TINY = TinyModelConfig(
 )
 
 
-def tiny_setup(root: Path, n_sessions: int = 6, budget: int = 1200) -> tuple[Path, Path]:
+def tiny_setup(
+    root: Path, n_sessions: int = 6, budget: int = 1200, prompt_style: str = "compact"
+) -> tuple[Path, Path]:
     """(base model folder, built examples folder) with every step carrying a rationale."""
     data = make_data(n_sessions=n_sessions, items=3)
     for s in data.sessions:
@@ -34,7 +36,7 @@ def tiny_setup(root: Path, n_sessions: int = 6, budget: int = 1200) -> tuple[Pat
     built = root / "built"
     write_examples(
         data,
-        BuildConfig(tokenizer=str(base), token_budget=budget, progress=False, prompt_style="compact"),
+        BuildConfig(tokenizer=str(base), token_budget=budget, progress=False, prompt_style=prompt_style),
         built,
     )
     return base, built

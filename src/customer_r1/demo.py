@@ -115,12 +115,16 @@ def _args(overrides: dict[str, Any]) -> list[str]:
 
 def make_world(cfg: DemoConfig, root: Path) -> Path:
     from customer_r1.world import WorldConfig, generate_world, load_world_info
+    from customer_r1.world.export import FORMAT_VERSION
 
     wcfg = WorldConfig(**cfg.world)
     out = root / "world"
-    if (out / "world" / "world.json").exists() and load_world_info(out)["config"] == asdict(wcfg):
-        console.print(f"world exists at {out}")
-        return out
+    if (out / "world" / "world.json").exists():
+        info = load_world_info(out)
+        if info["config"] == asdict(wcfg) and info.get("format") == FORMAT_VERSION:
+            console.print(f"world exists at {out}")
+            return out
+        console.print(f"[yellow]{out} was made with other settings or an older format; remaking it[/]")
     shutil.rmtree(out, ignore_errors=True)
     generate_world(wcfg).export(out)
     return out
@@ -147,6 +151,8 @@ def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
     for row in builder.iter_rows(data.split("train")):
         texts.extend(m["content"] for m in row["prompt"])
         texts.extend(m["content"] for m in row["completion"])
+    if builder.chat:  # each chat prompt repeats the session so far: count every message once
+        texts = list(dict.fromkeys(texts))
     init_tiny_model(base, texts=texts, config=TinyModelConfig(**cfg.model))
     (base / "demo_base.json").write_text(json.dumps(stamp, indent=2))
     return base

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+PROMPT_STYLE_HELP = "full; compact (short system message); chat (a message per page, packable)."
+
 console = Console(stderr=True)
 
 
@@ -41,7 +43,7 @@ def build(
         int | None,
         typer.Option(help="Show the pages of at most this many latest steps (older: action and reason)."),
     ] = None,
-    prompt_style: Annotated[str, typer.Option(help="full or compact system message.")] = "full",
+    prompt_style: Annotated[str, typer.Option(help=PROMPT_STYLE_HELP)] = "full",
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to build (default: all).")
     ] = None,

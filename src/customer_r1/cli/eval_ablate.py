@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from customer_r1.cli.data_build import PROMPT_STYLE_HELP
+
 
 def ablate(
     src: Annotated[str, typer.Argument(help="OPeRA-format data (an OPeRA folder or a world folder).")],
@@ -33,7 +35,7 @@ def ablate(
         int | None,
         typer.Option(help="Show the pages of at most this many latest steps (older: action and reason)."),
     ] = None,
-    prompt_style: Annotated[str, typer.Option(help="full or compact system message.")] = "full",
+    prompt_style: Annotated[str, typer.Option(help=PROMPT_STYLE_HELP)] = "full",
     seed: Annotated[int, typer.Option(help="Seed of the shuffled persona assignment.")] = 0,
 ) -> None:
     """Persona real/none/shuffled and rationale on/off, built with the data pipeline's modes, side by side."""

@@ -5,6 +5,14 @@ actions and rationales) and the current page; the target is
 ``{"rationale": r_t, "action": a_t}``. Every row also carries the ground truth as
 plain columns, which reward functions and evaluators read (see docs/architecture.md).
 
+Prompt styles. ``full`` and ``compact`` put persona, history and current page in one
+user message (the paper's layout; ``compact`` has a short system message). ``chat``
+writes the session as a conversation: one user message per page (the first also
+holds the persona) and the shopper's earlier answers as assistant messages, so step
+t's prompt plus its completion is a prefix of step t+1's prompt. That lets training
+pack a whole session into one sequence (``training/packing.py``): every step's
+context is computed once instead of once per later step.
+
 Pages are tokenized once each (``tokens.TokenCounter.count_pages``) and prompts are
 assembled from cached counts under a pluggable budget strategy (``budget.py``).
 """
@@ -25,7 +33,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from customer_r1.actions import ClickTypeLookup, format_target
+from customer_r1.actions import Action, ClickTypeLookup, format_target
 from customer_r1.data.budget import BudgetPlan, ExampleCosts, get_strategy
 from customer_r1.data.persona import PersonaMode, build_personas
 from customer_r1.data.tokens import PageCount, TokenCounter
@@ -34,6 +42,7 @@ from customer_r1.domain import Session, ShoppingData, Step
 log = logging.getLogger(__name__)
 
 RationaleMode = Literal["on", "off"]
+PROMPT_STYLES = ("full", "compact", "chat")
 HISTORY_MARKER = "[page omitted to fit the context budget]"
 CUT_MARKER = "[... rest of the page cut to fit the context budget]\n"
 EMPTY_PAGE = "(empty page)"
@@ -59,8 +68,9 @@ class BuildConfig:
     #: action history at a fraction of the tokens: what a small model with a short
     #: context needs to remember what it viewed, reviewed or chose earlier.
     max_history_pages: int | None = None
-    #: ``full`` system message, or ``compact`` for tiny models with short contexts.
-    prompt_style: Literal["full", "compact"] = "full"
+    #: ``full`` system message; ``compact`` for tiny models with short contexts; ``chat``:
+    #: the session as a conversation, one user message per page (packable, see above).
+    prompt_style: Literal["full", "compact", "chat"] = "full"
     #: Check estimated counts against the exact chat-template count: ``auto`` checks the
     #: first examples and falls back to checking all if any differ; ``all``; ``none``.
     exact_check: Literal["auto", "all", "none"] = "auto"
@@ -71,6 +81,8 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if self.max_history_pages is not None and self.max_history_pages < 0:
             raise ValueError(f"max_history_pages must be >= 0, got {self.max_history_pages}")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
         if self.rationale_mode not in ("on", "off"):
             raise ValueError(f"rationale_mode must be 'on' or 'off', got {self.rationale_mode!r}")
         if self.token_budget is not None and self.tokenizer is None:
@@ -93,7 +105,7 @@ def _templates() -> Environment:
 
 
 def system_prompt(style: str = "full", *, rationale: bool = True) -> str:
-    name = "system.md.j2" if style == "full" else "system-compact.md.j2"
+    name = {"full": "system.md.j2", "chat": "system-chat.md.j2"}.get(style, "system-compact.md.j2")
     return _templates().get_template(name).render(rationale=rationale).strip()
 
 
@@ -131,6 +143,16 @@ def step_action_piece(step: Step, with_rationale: bool) -> str:
 
 def current_header_piece(t: int) -> str:
     return f"# Current page (step {t + 1})\n"
+
+
+def chat_page_header(k: int) -> str:
+    """Heads each page's user message in the ``chat`` style."""
+    return f"# Page (step {k + 1})\n"
+
+
+def chat_dropped_piece() -> str:
+    """A ``chat`` history page dropped to fit the budget (its header stays)."""
+    return f"{HISTORY_MARKER}\n"
 
 
 # ---------------------------------------------------------------------------
@@ -210,8 +232,10 @@ class ExampleBuilder:
             counter = TokenCounter(load_tokenizer(str(config.tokenizer)))
         self.counter = counter
         self.strategy = get_strategy(config.budget_strategy)
+        self.chat = config.prompt_style == "chat"
         self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
         self.stats = BuildStats()
+        self._pair_overhead = 0
         # No budget: still count tokens when a tokenizer is given, but drop nothing.
         self._budget = config.token_budget if config.token_budget is not None else sys.maxsize
         self._overhead = self._template_overhead() if counter is not None else 0
@@ -229,7 +253,15 @@ class ExampleBuilder:
         probe = persona_piece("x")
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": probe}]
         exact = self.counter.exact_prompt_tokens(messages)  # type: ignore[union-attr]
-        return exact - self._c(self.system) - self._c(probe)
+        base = exact - self._c(self.system) - self._c(probe)
+        if self.chat:
+            # Each earlier (assistant answer, next page) pair adds two messages' seams.
+            answer = format_target(Action.terminate(), "x", with_rationale=self.with_rationale)
+            page = chat_page_header(1) + page_piece("x")
+            longer = [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": page}]
+            exact2 = self.counter.exact_prompt_tokens(longer)  # type: ignore[union-attr]
+            self._pair_overhead = exact2 - exact - self._c(answer) - self._c(page)
+        return base
 
     def _c(self, text: str) -> int:
         assert self.counter is not None
@@ -239,14 +271,29 @@ class ExampleBuilder:
         """Tokens of everything but pages at step t (overhead added later)."""
         steps = session.steps
         persona = self.personas[session.user_id].text
-        n = self._c(self.system) + self._c(persona_piece(persona)) + self._c(history_header_piece(t - lo))
+        n = self._c(self.system) + self._c(persona_piece(persona))
+        if self.chat:
+            n += sum(self._c(chat_page_header(k)) for k in range(lo, t + 1))
+            n += sum(self._c(self._target(steps[k])) for k in range(lo, t))
+            return n + self._pair_overhead * (t - lo)
+        n += self._c(history_header_piece(t - lo))
         for k in range(lo, t):
             n += self._c(step_action_piece(steps[k], self.with_rationale))
         n += self._c(current_header_piece(t))
         return n
 
     def _dropped(self, k: int) -> str:
-        return step_dropped_piece(k, self.config.prompt_style)
+        return chat_dropped_piece() if self.chat else step_dropped_piece(k, self.config.prompt_style)
+
+    def _history_full(self, k: int, count: PageCount) -> int:
+        """Tokens of a history step shown with its page (beyond the fixed part)."""
+        return count.tokens if self.chat else self._c(step_page_header(k)) + count.tokens
+
+    def _target(self, step: Step) -> str:
+        """The assistant's answer for a step: the example's completion."""
+        assert step.action is not None
+        rationale = " ".join(step.rationale.split()) if step.rationale and step.rationale.strip() else ""
+        return format_target(step.action, rationale, with_rationale=self.with_rationale)
 
     def _history_start(self, t: int) -> int:
         m = self.config.max_history_steps
@@ -316,19 +363,22 @@ class ExampleBuilder:
                 costs = ExampleCosts(
                     fixed=self._fixed_cost(session, t, lo) + self._overhead,
                     history_full=tuple(
-                        self._c(step_page_header(k)) + counts[k].tokens
-                        for k in range(lo, t)  # type: ignore[union-attr]
+                        self._history_full(k, counts[k])  # type: ignore[arg-type]
+                        for k in range(lo, t)
                     ),
                     history_dropped=tuple(self._c(self._dropped(k)) for k in range(lo, t)),
                     current_page=counts[t].tokens,  # type: ignore[union-attr]
                     cut_marker=self._c(CUT_MARKER),
                 )
                 plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
-            user = self._user_message(session, t, lo, pieces, counts, plan, persona.text)
-            messages = [
-                {"role": "system", "content": self.system},
-                {"role": "user", "content": user},
-            ]
+            if self.chat:
+                messages = self._chat_messages(session, t, lo, pieces, counts, plan, persona.text)
+            else:
+                user = self._user_message(session, t, lo, pieces, counts, plan, persona.text)
+                messages = [
+                    {"role": "system", "content": self.system},
+                    {"role": "user", "content": user},
+                ]
             prompt_tokens = None
             if plan is not None:
                 prompt_tokens = self._verify_count(messages, plan, f"{session.session_id}#{t}")
@@ -370,23 +420,42 @@ class ExampleBuilder:
     def _user_message(self, session, t, lo, pieces, counts, plan, persona_text) -> str:
         steps = session.steps
         parts = [persona_piece(persona_text), history_header_piece(t - lo)]
-        max_pages = self.config.max_history_pages
         for j, k in enumerate(range(lo, t)):
-            # Without a budget plan, only the page cap applies.
-            keep = plan.keep_history[j] if plan is not None else (max_pages is None or t - k <= max_pages)
-            if keep:
+            if self._keep_page(plan, j, t, k):
                 parts.append(step_page_header(k))
                 parts.append(pieces[k])
             else:
                 parts.append(self._dropped(k))
             parts.append(step_action_piece(steps[k], self.with_rationale))
         parts.append(current_header_piece(t))
-        if plan is not None and plan.current_page_tokens is not None:
-            parts.append(self._cut(pieces[t], counts[t], plan.current_page_tokens))
-            parts.append(CUT_MARKER)
-        else:
-            parts.append(pieces[t])
+        parts.append(self._current_page(pieces, counts, plan, t))
         return "".join(parts)
+
+    def _keep_page(self, plan: BudgetPlan | None, j: int, t: int, k: int) -> bool:
+        if plan is not None:
+            return plan.keep_history[j]
+        m = self.config.max_history_pages  # without a budget plan, only the page cap applies
+        return m is None or t - k <= m
+
+    def _current_page(self, pieces, counts, plan, t) -> str:
+        if plan is not None and plan.current_page_tokens is not None:
+            return self._cut(pieces[t], counts[t], plan.current_page_tokens) + CUT_MARKER
+        return pieces[t]
+
+    def _chat_messages(self, session, t, lo, pieces, counts, plan, persona_text) -> list[dict[str, str]]:
+        """The ``chat`` style: one user message per page, earlier answers as assistant turns."""
+        steps = session.steps
+        messages = [{"role": "system", "content": self.system}]
+        for j, k in enumerate(range(lo, t + 1)):
+            head = persona_piece(persona_text) if k == lo else ""
+            if k == t:
+                page = self._current_page(pieces, counts, plan, t)
+            else:
+                page = pieces[k] if self._keep_page(plan, j, t, k) else self._dropped(k)
+            messages.append({"role": "user", "content": head + chat_page_header(k) + page})
+            if k < t:
+                messages.append({"role": "assistant", "content": self._target(steps[k])})
+        return messages
 
     def _cut(self, piece: str, count: PageCount | None, max_tokens: int) -> str:
         """The longest prefix at a pre-token start with at most ``max_tokens`` tokens, + newline."""
@@ -419,7 +488,7 @@ class ExampleBuilder:
         assert action is not None
         has_rationale = bool(step.rationale and step.rationale.strip())
         rationale = " ".join(step.rationale.split()) if has_rationale and step.rationale else None
-        target = format_target(action, rationale or "", with_rationale=self.with_rationale)
+        target = self._target(step)
         names, inputs = page_names(step.observation.html)
         needs = self.with_rationale and not has_rationale
         self.stats.needs_rationale += int(needs)

@@ -86,13 +86,31 @@ def load_examples(args: DataArguments, split: str, keep: list[str] | None = None
                     f"missing_rationales must be error, drop or keep, got {args.missing_rationales!r}"
                 )
     if args.max_train_examples is not None and split == args.train_split:
-        # A seeded random subset: the file is ordered by user and session.
-        ds = ds.shuffle(seed=0).select(range(min(args.max_train_examples, len(ds))))
+        if getattr(args, "pack_sessions", False):
+            ds = _whole_sessions(ds, args.max_train_examples)
+        else:  # a seeded random subset: the file is ordered by user and session
+            ds = ds.shuffle(seed=0).select(range(min(args.max_train_examples, len(ds))))
     if keep is not None:
         ds = ds.select_columns([c for c in keep if c in ds.column_names])
     if len(ds) == 0:
         raise ValueError(f"no examples left to train on in {file}")
     return ds
+
+
+def _whole_sessions(ds: Any, limit: int) -> Any:
+    """At most ``limit`` examples made of whole sessions (seeded), so packing still chains."""
+    import random
+
+    by_session: dict[str, list[int]] = {}
+    for i, sid in enumerate(ds["session_id"]):
+        by_session.setdefault(sid, []).append(i)
+    order = list(by_session)
+    random.Random(0).shuffle(order)
+    keep: list[int] = []
+    for sid in order:
+        if len(keep) + len(by_session[sid]) <= limit:
+            keep.extend(by_session[sid])
+    return ds.select(sorted(keep))
 
 
 def check_lengths(ds: Any, tokenizer: Any, model: Any, completion_tokens: int) -> int:

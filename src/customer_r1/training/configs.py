@@ -42,6 +42,14 @@ class DataArguments:
 class SFTScriptArguments(DataArguments):
     """SFT script arguments."""
 
+    pack_sessions: bool = field(
+        default=False,
+        metadata={
+            "help": "Train each session's steps in one sequence (examples built with prompt_style chat; "
+            "see customer_r1/training/packing.py). Steps that do not chain start a new sequence."
+        },
+    )
+
 
 @dataclass
 class GRPOScriptArguments(DataArguments):

@@ -6,6 +6,7 @@
 
 The examples are conversational prompt/completion pairs, so TRL trains on the
 completion only; the fused LM head scores only completion positions (lm_head.py).
+``pack_sessions`` trains a whole ``chat``-style session per sequence (packing.py).
 """
 
 from __future__ import annotations
@@ -38,13 +39,25 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer_for(path)
     model = load_model(path, model_args, training_args)
-    train = load_examples(script_args, script_args.train_split, keep=["prompt", "completion"])
-    evals = (
-        load_examples(script_args, script_args.eval_split, keep=["prompt", "completion"])
-        if script_args.eval_split
-        else None
-    )
-    if training_args.completion_only_loss is False:
+    keep = ["prompt", "completion"]
+    if script_args.pack_sessions:
+        keep += ["session_id", "step_index"]
+    train = load_examples(script_args, script_args.train_split, keep=keep)
+    evals = load_examples(script_args, script_args.eval_split, keep=keep) if script_args.eval_split else None
+    extra: dict[str, Any] = {"train_examples": len(train)}
+    if script_args.pack_sessions:
+        if training_args.completion_only_loss is False:
+            raise ValueError("pack_sessions needs completion_only_loss (the loss mask is the packing)")
+        training_args.completion_only_loss = True
+        train, stats = _pack(train, tokenizer, training_args.max_length)
+        extra.update(
+            train_sequences=stats.sequences,
+            pack_breaks=stats.breaks,
+            pack_token_ratio=round(stats.token_ratio, 3),
+        )
+        if evals is not None:
+            evals, _ = _pack(evals, tokenizer, training_args.max_length)
+    elif training_args.completion_only_loss is False:
         log.warning("completion_only_loss=False: the prompt (persona, pages) is trained on too")
     callbacks = callbacks_for(script_args)
     trainer = SFTTrainer(
@@ -63,8 +76,22 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
         script_args,
         training_args,
         model_args,
-        metrics={"train_examples": len(train)},
+        metrics=extra,
     )
+
+
+def _pack(ds: Any, tokenizer: Any, max_length: int | None) -> tuple[Any, Any]:
+    from customer_r1.training.packing import packed_dataset
+
+    packed, stats = packed_dataset(ds, tokenizer, max_length=max_length)
+    if stats.breaks and stats.breaks * 2 > stats.steps:
+        log.warning(
+            "pack_sessions: %d of %d steps did not chain onto the step before; build the examples "
+            "with prompt_style chat and no history window for packing to pay",
+            stats.breaks,
+            stats.steps,
+        )
+    return packed, stats
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
