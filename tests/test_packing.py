@@ -143,7 +143,7 @@ def test_sft_trains_packed_sessions_end_to_end(tmp_path):
     from trainkit import common_args, tiny_setup
 
     from customer_r1.data.examples import read_examples
-    from customer_r1.training import sft
+    from customer_r1.training import grpo, sft
 
     base, built = tiny_setup(tmp_path, n_sessions=4, budget=4096, prompt_style="chat")
     out = tmp_path / "sft"
@@ -157,3 +157,8 @@ def test_sft_trains_packed_sessions_end_to_end(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["global_step"] == 2
     with pytest.raises(ValueError, match="completion_only_loss"):
         sft.main([*args, "--completion_only_loss", "false"])
+    # GRPO takes the same chat-style prompts, from the packed SFT model.
+    g = grpo.main(["--dataset_path", str(built), "--model_name_or_path", str(out), "--max_steps", "1",
+                   "--per_device_train_batch_size", "4", "--num_generations", "4",
+                   "--max_completion_length", "8", *common_args(tmp_path / "grpo")])
+    assert g["global_step"] == 1 and (tmp_path / "grpo" / "model.safetensors").exists()
