@@ -147,9 +147,13 @@ def test_cli_generate_and_stats(tmp_path) -> None:
     runner = CliRunner()
     out = tmp_path / "w"
     res = runner.invoke(app, ["world", "generate", "--users", "3", "--sessions-per-user", "2",
-                              "--seed", "3", "--out", str(out), "--population", "200"])
+                              "--seed", "3", "--out", str(out), "--population", "200",
+                              "--extra-train-sessions", "1"])
     assert res.exit_code == 0, res.output
     assert "persona-blind" in res.output
+    info = load_world_info(out)
+    assert info["config"]["extra_train_sessions"] == 1
+    assert pq.read_table(out / "OPeRA_filtered" / "session").num_rows == 3 * 3
     res = runner.invoke(app, ["world", "stats", str(out), "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
@@ -169,3 +173,23 @@ def test_probs_are_finite(exported) -> None:
     for s in world.sessions:
         for st in s.steps:
             assert np.isfinite(st.probs).all() and np.isfinite(st.blind_probs).all()
+
+
+def test_extra_train_sessions_keep_every_other_session() -> None:
+    from dataclasses import replace
+
+    base = generate_world(TINY)
+    more = generate_world(replace(TINY, extra_train_sessions=2))
+
+    def key(s):
+        return (s.session_id, s.user_id, s.split, [(st.action, st.rationale) for st in s.steps],
+                [st.blind_probs.tolist() for st in s.steps])
+
+    old = {s.session_id: key(s) for s in base.sessions}
+    new = {s.session_id: key(s) for s in more.sessions}
+    assert all(new[sid] == k for sid, k in old.items())  # nothing changed, the test split included
+    added = [s for s in more.sessions if s.session_id not in old]
+    assert len(added) == 2 * TINY.users and {s.split for s in added} == {"train"}
+    assert base.ceilings("test") == more.ceilings("test")
+    with pytest.raises(ValueError, match="extra_train_sessions"):
+        WorldConfig(extra_train_sessions=-1)

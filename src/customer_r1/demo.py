@@ -121,7 +121,8 @@ def make_world(cfg: DemoConfig, root: Path) -> Path:
     out = root / "world"
     if (out / "world" / "world.json").exists():
         info = load_world_info(out)
-        if info["config"] == asdict(wcfg) and info.get("format") == FORMAT_VERSION:
+        # Through the dataclass: a world written before a config field existed has its default.
+        if WorldConfig(**info["config"]) == wcfg and info.get("format") == FORMAT_VERSION:
             console.print(f"world exists at {out}")
             return out
         console.print(f"[yellow]{out} was made with other settings or an older format; remaking it[/]")

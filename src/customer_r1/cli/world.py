@@ -26,6 +26,9 @@ def generate(
     test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.95),
     population: int = typer.Option(2000, "--population", min=1,
                                    help="Trait vectors for the persona-blind ceiling."),
+    extra_train_sessions: int = typer.Option(
+        0, "--extra-train-sessions", min=0,
+        help="More training sessions per user; every other session and the test split stay the same."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or tables."),
 ) -> None:
     """Generate a world and export it in OPeRA's filtered layout with policy sidecars."""
@@ -34,13 +37,13 @@ def generate(
     try:
         cfg = WorldConfig(users=users, sessions_per_user=sessions_per_user,
                           page_size=page_size, seed=seed, test_fraction=test_fraction,
-                          population=population)
+                          population=population, extra_train_sessions=extra_train_sessions)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("sessions", total=cfg.users * cfg.sessions_per_user)
+        task = bar.add_task("sessions", total=cfg.users * (cfg.sessions_per_user + cfg.extra_train_sessions))
         world = generate_world(cfg, progress=lambda d, t: bar.update(task, completed=d))
         steps = sum(len(s.steps) for s in world.sessions)
         wtask = bar.add_task("writing steps", total=steps)

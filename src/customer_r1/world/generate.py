@@ -55,6 +55,10 @@ class WorldConfig:
     deals: int = 3
     max_steps: int = 40
     start_date: str = "2025-04-01"
+    #: More training sessions per user, drawn after the others from the same stream, so
+    #: every session (and the test split) of the same config without them is unchanged:
+    #: more training data for the same test set.
+    extra_train_sessions: int = 0
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -65,6 +69,8 @@ class WorldConfig:
             raise ValueError("test_fraction must be in [0, 1)")
         if self.test_fraction > 0 and self.sessions_per_user < 2:
             raise ValueError("every user is in both splits: sessions_per_user must be >= 2")
+        if self.extra_train_sessions < 0:
+            raise ValueError("extra_train_sessions must be >= 0")
         if self.population < 1:
             raise ValueError("population must be >= 1")
         if self.max_steps < 4:
@@ -210,7 +216,8 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
         [sample_traits(prng, brands, cats) for _ in range(cfg.population)], brands, cats)
 
     world = World(cfg, catalog, shop, users, [], population)
-    total = cfg.users * cfg.sessions_per_user
+    per = cfg.sessions_per_user + cfg.extra_train_sessions
+    total = cfg.users * per
     start = datetime.fromisoformat(cfg.start_date).replace(hour=8, tzinfo=UTC)
     per_user = zip(users.values(), s_sess.spawn(cfg.users), s_blind.spawn(cfg.users),
                    strict=True)
@@ -222,12 +229,12 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
             1, min(cfg.sessions_per_user - 1, round(cfg.sessions_per_user * cfg.test_fraction)))
         test_idx = set(rng.choice(cfg.sessions_per_user, size=n_test, replace=False).tolist())
         t0 = start + timedelta(minutes=int(rng.integers(0, 600)))
-        for j in range(cfg.sessions_per_user):
+        for j in range(per):
             t0 = t0 + timedelta(days=float(rng.uniform(0.5, 3.0)))
             split = "test" if j in test_idx else "train"
             world.sessions.append(_session(world, u, blind, split, t0, rng))
             if progress is not None:
-                progress(ui * cfg.sessions_per_user + j + 1, total)
+                progress(ui * per + j + 1, total)
     return world
 
 
