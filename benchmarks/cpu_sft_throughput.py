@@ -20,10 +20,9 @@ import json
 import tempfile
 from pathlib import Path
 
-import yaml
+from small_demo import small_demo
 
 from customer_r1.data.examples import read_examples
-from customer_r1.demo import DemoConfig, run_demo
 from customer_r1.training import sft
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,17 +51,9 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=192, help="examples per setting (a multiple of 16)")
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
     a = ap.parse_args()
-    demo = yaml.safe_load((ROOT / "recipes/tiny-cpu/demo.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cfg = DemoConfig(
-            out_dir=str(work / "demo"),
-            world={**demo["world"], "users": a.users, "sessions_per_user": 5},
-            build=demo["build"], model=demo["model"], persona_modes=["real"], shipped_dir=None,
-            device="cpu", stages=[],
-        )
-        run_demo(cfg)
-        built, base = work / "demo" / "built" / "base-real", work / "demo" / "base"
+        base, built = small_demo(work, a.users)
         tokens = [r["prompt_tokens"] for r in read_examples(built, "train")]
         print(f"prompts: {len(tokens)} train examples, mean {sum(tokens) / len(tokens):.0f} tokens")
         settings = {

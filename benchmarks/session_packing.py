@@ -22,11 +22,10 @@ import json
 import tempfile
 from pathlib import Path
 
-import yaml
+from small_demo import small_demo
 
 from customer_r1.data.examples import BuildConfig, write_examples
 from customer_r1.data.opera import load_opera
-from customer_r1.demo import DemoConfig, run_demo
 from customer_r1.training import sft
 from customer_r1.training.common import _whole_sessions
 from customer_r1.training.packing import pack_sessions
@@ -52,17 +51,9 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=400, help="examples (whole sessions) per setting")
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
     a = ap.parse_args()
-    demo = yaml.safe_load((ROOT / "recipes/tiny-cpu/demo.yaml").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        cfg = DemoConfig(
-            out_dir=str(work / "demo"),
-            world={**demo["world"], "users": a.users, "sessions_per_user": 5},
-            build=demo["build"], model={**demo["model"], "max_position_embeddings": 8192},
-            persona_modes=["real"], shipped_dir=None, device="cpu", stages=[],
-        )
-        run_demo(cfg)
-        base, compact = work / "demo" / "base", work / "demo" / "built" / "base-real"
+        base, compact = small_demo(work, a.users, max_position_embeddings=8192)
         data = load_opera(work / "demo" / "world")
         chat = work / "chat"
         write_examples(data, BuildConfig(tokenizer=str(base), token_budget=8192, prompt_style="chat",
