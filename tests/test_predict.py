@@ -254,6 +254,11 @@ def test_cli_flag_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "exactly one of --model" in _out(r)
     r = CliRunner().invoke(_app(), [*base, "--endpoint", "http://x/v1"])
     assert r.exit_code == 2 and "--model-name" in _out(r)
+    r = CliRunner().invoke(_app(), [*base, "--model", "m", "--rationale-samples", "4"])
+    assert r.exit_code == 2 and "ranked mode" in _out(r)
+    r = CliRunner().invoke(_app(), [*base, "--model", "m", "--mode", "ranked",
+                                    "--rationale-samples", "4", "--rationale-temperature", "0"])
+    assert r.exit_code == 2 and "--rationale-temperature must be > 0" in _out(r)
 
 
 def test_cli_vllm_missing_and_ranked_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -269,3 +274,13 @@ def test_cli_vllm_missing_and_ranked_local(tmp_path: Path, monkeypatch: pytest.M
                                     "--max-rationale-tokens", "6", "--no-progress"])
     assert r.exit_code == 0, _out(r)
     assert all(json.loads(x)["candidate_probs"] for x in out.read_text().splitlines())
+    sampled = tmp_path / "sampled.jsonl"
+    r = CliRunner().invoke(_app(), ["predict", "--model", str(model_dir), "--mode", "ranked",
+                                    "--data", str(built), "--out", str(sampled), "--device", "cpu",
+                                    "--max-rationale-tokens", "6", "--rationale-samples", "3",
+                                    "--no-progress"])
+    assert r.exit_code == 0, _out(r)
+    for line in sampled.read_text().splitlines():
+        pred = json.loads(line)
+        assert abs(sum(pred["candidate_probs"].values()) - 1) < 1e-6
+        assert pred["action_json"] == max(pred["candidate_probs"], key=pred["candidate_probs"].get)

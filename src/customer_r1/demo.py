@@ -45,6 +45,9 @@ class DemoConfig:
     eval_sessions: int | None = 20
     #: Also score free generation (format validity, exact match without constraints).
     eval_free: bool = True
+    #: K > 0: also score the shipped SFT+GRPO checkpoints (with and without persona) by
+    #: the sampled-rationale marginal over K rationales (``Ranker.rationale_samples``).
+    rationale_samples: int = 0
     #: Checkpoints made by `make demo-model`, scored beside the live ones when present.
     shipped_dir: str | None = "demo-model"
     #: `make demo-model`: copy the final checkpoints here (bf16) with a model card.
@@ -341,7 +344,8 @@ def subset_ceilings(world_dir: Path, rows: list[dict[str, Any]]) -> dict[str, fl
 
 
 def score_model(
-    model_dir: Path, rows: list[dict[str, Any]], out: Path, label: str, mode: str
+    model_dir: Path, rows: list[dict[str, Any]], out: Path, label: str, mode: str,
+    rationale_samples: int = 0,
 ) -> dict[str, Any]:
     from customer_r1.evaluation.metrics import score_predictions
     from customer_r1.evaluation.predict import run_predict
@@ -353,8 +357,11 @@ def score_model(
     kw: dict[str, Any] = {"mode": mode, "progress": True}
     if mode == "free":
         kw.update(max_new_tokens=96, batch_size=16)
+    if rationale_samples:
+        kw.update(ranker_kwargs={"rationale_samples": rationale_samples})
     run_predict(str(model_dir), rows, preds, **kw)
-    (out / "run.json").write_text(json.dumps({"label": label, "model": str(model_dir), "mode": mode}))
+    (out / "run.json").write_text(json.dumps({"label": label, "model": str(model_dir), "mode": mode,
+                                              "rationale_samples": rationale_samples}))
     return score_predictions(preds).headline()
 
 
@@ -487,6 +494,12 @@ def evaluate(
             label = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{'' if m == 'real' else f', {m} persona'}"
             d = ev / f"shipped-{name}"
             add(label, src, score_model(model_dir, r, d, f"{label} (shipped)", "ranked"), "ranked", d)
+            if cfg.rationale_samples and stage == "grpo":
+                k = cfg.rationale_samples
+                d = ev / f"shipped-{name}-sampled"
+                metrics = score_model(model_dir, r, d, f"{label} (shipped, {k} sampled rationales)",
+                                      "ranked", rationale_samples=k)
+                add(label, src, metrics, f"sampled K={k}", d)
             if cfg.eval_free and name == "real-grpo":
                 d = ev / f"shipped-{name}-free"
                 add(label, src, score_model(model_dir, r, d, f"{label} (shipped, free)", "free"), "free", d)

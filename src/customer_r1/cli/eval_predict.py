@@ -124,6 +124,16 @@ def predict(
     max_rationale_tokens: Annotated[
         int, _opt("--max-rationale-tokens", min=1, help="Ranked mode: rationale length cap.")
     ] = 192,
+    rationale_samples: Annotated[
+        int, _opt("--rationale-samples", min=0,
+                  help="Ranked mode: 0 decodes the rationale greedily; K > 0 samples K rationales "
+                       "and picks the action most likely on average over them.")
+    ] = 0,
+    rationale_temperature: Annotated[
+        float, _opt("--rationale-temperature", min=0.0,
+                    help="Ranked mode with --rationale-samples: sampling temperature (> 0).")
+    ] = 1.0,
+    seed: Annotated[int, _opt("--seed", help="Ranked mode: seed of rationale sampling.")] = 0,
     progress: ProgressOpt = True,
 ) -> None:
     """Predict the next action of every example (resumable: a re-run skips finished ids)."""
@@ -141,6 +151,10 @@ def predict(
 
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"--strategy must be one of {', '.join(STRATEGIES)}")
+    if rationale_samples and mode is not Mode.ranked:
+        raise typer.BadParameter("--rationale-samples works in ranked mode (--mode ranked)")
+    if rationale_samples and not rationale_temperature > 0:
+        raise typer.BadParameter("--rationale-temperature must be > 0 to sample rationales")
     backend = backend_from_flags(
         model, endpoint, model_name, engine=engine.value, dtype=dtype, device=device,
         batch_size=batch_size, concurrency=concurrency, api_key_env=api_key_env,
@@ -151,7 +165,9 @@ def predict(
             backend, data, out, mode=mode.value, split=split, limit=limit, batch_size=batch_size,
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
             retry_failed=retry_failed, progress=progress,
-            ranker_kwargs={"strategy": strategy, "max_rationale_tokens": max_rationale_tokens},
+            ranker_kwargs={"strategy": strategy, "max_rationale_tokens": max_rationale_tokens,
+                           "rationale_samples": rationale_samples,
+                           "temperature": rationale_temperature, "seed": seed},
         )
     except (EndpointError, FileNotFoundError, RuntimeError) as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")

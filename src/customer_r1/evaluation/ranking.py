@@ -195,6 +195,9 @@ class Ranker:
         max_rationale_tokens: int = 192,
         max_text_tokens: int = 48,
         max_packed_tokens: int = 1024,
+        rationale_samples: int = 0,
+        temperature: float = 1.0,
+        seed: int = 0,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -209,6 +212,13 @@ class Ranker:
         self.max_rationale_tokens = max_rationale_tokens
         self.max_text_tokens = max_text_tokens
         self.max_packed_tokens = max(1, max_packed_tokens)
+        if rationale_samples < 0:
+            raise ValueError(f"rationale_samples must be >= 0, got {rationale_samples}")
+        if rationale_samples and not temperature > 0:
+            raise ValueError(f"temperature must be > 0 when sampling rationales, got {temperature}")
+        self.rationale_samples = rationale_samples
+        self.temperature = temperature
+        self.seed = seed
         eos = {tokenizer.eos_token_id}
         gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
         eos.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -251,6 +261,47 @@ class Ranker:
             logits_to_keep=1,
         )
         return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+
+    def _sample_strings(self, cache: Any, next_logp: Any, k: int, max_tokens: int,
+                        seed: int) -> list[tuple[str, bool]]:
+        """Sample ``k`` JSON string bodies at ``self.temperature``, all rows in one batch
+        on a copy of the cache per row; (raw body, closed) each. The cache comes back with
+        one row; the caller crops it."""
+        import torch
+
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        logp = next_logp.unsqueeze(0).expand(k, -1)
+        past = cache.get_seq_length()
+        cache.batch_repeat_interleave(k)
+        toks: list[list[int]] = [[] for _ in range(k)]
+        out: list[tuple[str, bool] | None] = [None] * k
+        try:
+            for step in range(max_tokens):
+                probs = torch.softmax(logp.float() / self.temperature, dim=-1)
+                picked = torch.multinomial(probs, 1, generator=gen)[:, 0].tolist()
+                for r, tok in enumerate(picked):
+                    if out[r] is not None:
+                        continue
+                    if tok in self.stop_ids:
+                        out[r] = (self.tokenizer.decode(toks[r], skip_special_tokens=True), False)
+                        continue
+                    toks[r].append(tok)
+                    text = self.tokenizer.decode(toks[r], skip_special_tokens=True)
+                    end = closing_quote(text)
+                    if end is not None:
+                        out[r] = (text[:end], True)
+                if all(o is not None for o in out) or step + 1 == max_tokens:
+                    break
+                pos = torch.full((k, 1), past + step, device=self.device)
+                res = self.model(input_ids=torch.tensor(picked, device=self.device)[:, None],
+                                 position_ids=pos, **{self._cache_kw: cache}, use_cache=True,
+                                 logits_to_keep=1)
+                logp = torch.log_softmax(res.logits[:, -1].float(), dim=-1)
+        finally:
+            cache.batch_select_indices(torch.tensor([0], device=self.device))
+        return [o if o is not None else
+                (self.tokenizer.decode(t, skip_special_tokens=True), False)
+                for o, t in zip(out, toks, strict=True)]
 
     def _greedy_string(self, cache: Any, next_logp: Any, max_tokens: int) -> tuple[str, bool]:
         """Greedy decode a JSON string body until its closing quote; (raw body, closed).
@@ -422,6 +473,8 @@ class Ranker:
         cache = _new_cache(self.model)
         next_logp = self._forward(p_ids, cache)
         n_prompt = len(p_ids)
+        if require_rationale and self.rationale_samples > 0:
+            return self._predict_sampled(p_ids, cache, next_logp, cands)
 
         rationale: str | None = None
         closed = True
@@ -437,15 +490,27 @@ class Ranker:
                 action, format_target(action, rationale, with_rationale=require_rationale),
                 rationale, {action.to_json(): 1.0}, {action.to_json(): 0.0}, closed,
             )
+        final, scores = self._rank(p_ids, cache, next_logp, cands, rationale, require_rationale)
+        probs = _softmax_by_key(final, scores)
+        logprobs = {a.to_json(): s for a, s in zip(final, scores, strict=True)}
+        best = final[max(range(len(final)), key=lambda i: scores[i])]
+        completion = format_target(best, rationale, with_rationale=require_rationale)
+        return RankedPrediction(best, completion, rationale, probs, logprobs, closed)
 
-        contents = [candidate_content(a, rationale, with_rationale=require_rationale) for a in cands]
+    def _rank(self, p_ids: Sequence[int], cache: Any, next_logp: Any, cands: Sequence[Action],
+              rationale: str | None, with_rationale: bool) -> tuple[list[Action], list[float]]:
+        """Score every candidate after the cached prompt (and rationale); input candidates
+        get their greedily decoded text. The cache is cropped back to the prompt."""
+        n_prompt = cache.get_seq_length()
+        contents = [candidate_content(a, rationale, with_rationale=with_rationale) for a in cands]
         ids = self.content_ids(contents)
         lcp = min(common_prefix_len(ids), min(len(x) for x in ids) - 1)
         if lcp > 0:
             next_logp = self._forward(ids[0][:lcp], cache)
         ctx = cache.get_seq_length()
         suffixes = [x[lcp:] for x in ids]
-        scores = self.score_suffixes(cache, next_logp, suffixes, prefix_ids=p_ids + ids[0][:lcp])
+        scores = self.score_suffixes(cache, next_logp, suffixes,
+                                     prefix_ids=list(p_ids) + ids[0][:lcp])
 
         # Texts for every input candidate, so every key is a complete action.
         final: list[Action] = []
@@ -458,16 +523,72 @@ class Ranker:
             _crop(cache, ctx)
             assert a.name is not None
             final.append(Action.input(a.name, decode_json_string(raw)))
+        _crop(cache, n_prompt)
+        return final, scores
 
-        top = max(scores)
-        weights = [math.exp(s - top) for s in scores]
-        z = sum(weights)
-        probs: dict[str, float] = {}
-        logprobs: dict[str, float] = {}
-        for a, w, s in zip(final, weights, scores, strict=True):
-            key = a.to_json()
-            probs[key] = probs.get(key, 0.0) + w / z
-            logprobs[key] = s
-        best = final[max(range(len(final)), key=lambda i: scores[i])]
-        completion = format_target(best, rationale, with_rationale=require_rationale)
-        return RankedPrediction(best, completion, rationale, probs, logprobs, closed)
+    # ------------------------------------------------- sampled-rationale marginal
+
+    def _predict_sampled(self, p_ids: Sequence[int], cache: Any, prompt_logp: Any,
+                         cands: Sequence[Action]) -> RankedPrediction:
+        """Pick ``argmax_a (1/K) sum_k p(a | prompt, r_k)`` over K sampled rationales.
+
+        Greedy decoding commits to one rationale token by token, and a motive written in
+        several wordings loses to a rarer one whose wordings share their first tokens, so
+        the greedy rationale is often not the most likely *reason*. Averaging the action
+        distribution over sampled rationales estimates ``p(a | prompt)`` with the
+        rationale as a latent variable: the decision rule that maximises expected exact
+        match. The rationale returned is the sample that gives the chosen action the
+        highest probability. Sampling is seeded from the prompt's tokens, so a step's
+        prediction does not depend on the order or batching of the run.
+        """
+        n_prompt = len(p_ids)
+        r_logp = self._forward(self.content_ids([RATIONALE_PREFIX])[0], cache)
+        samples = self._sample_strings(cache, r_logp, self.rationale_samples,
+                                       self.max_rationale_tokens, _prompt_seed(self.seed, p_ids))
+        _crop(cache, n_prompt)
+        # Identical samples are scored once and weighted by their count.
+        counts: dict[tuple[str, bool], int] = {}
+        for raw, closed in samples:
+            key = (decode_json_string(raw).strip() or EMPTY_RATIONALE, closed)
+            counts[key] = counts.get(key, 0) + 1
+        total = sum(counts.values())
+        marginal: dict[str, float] = {}
+        actions: dict[str, Action] = {}
+        per_rationale: list[tuple[str, bool, dict[str, float]]] = []
+        for (rationale, closed), n in counts.items():
+            if len(cands) == 1:
+                final, probs = list(cands), {cands[0].to_json(): 1.0}
+            else:
+                final, scores = self._rank(p_ids, cache, prompt_logp, cands, rationale, True)
+                probs = _softmax_by_key(final, scores)
+            for a in final:
+                actions.setdefault(a.to_json(), a)
+            for k, v in probs.items():
+                marginal[k] = marginal.get(k, 0.0) + v * n / total
+            per_rationale.append((rationale, closed, probs))
+        best_key = max(marginal, key=lambda k: marginal[k])
+        rationale, closed, _ = max(per_rationale, key=lambda r: r[2].get(best_key, 0.0))
+        best = actions[best_key]
+        logprobs = {k: math.log(v) if v > 0 else float("-inf") for k, v in marginal.items()}
+        return RankedPrediction(best, format_target(best, rationale, with_rationale=True),
+                                rationale, marginal, logprobs, closed)
+
+
+def _softmax_by_key(actions: Sequence[Action], scores: Sequence[float]) -> dict[str, float]:
+    """Candidate probabilities keyed by canonical action JSON (duplicates summed)."""
+    top = max(scores)
+    weights = [math.exp(x - top) for x in scores]
+    z = sum(weights)
+    probs: dict[str, float] = {}
+    for a, w in zip(actions, weights, strict=True):
+        key = a.to_json()
+        probs[key] = probs.get(key, 0.0) + w / z
+    return probs
+
+
+def _prompt_seed(seed: int, ids: Sequence[int]) -> int:
+    """A per-example seed: the run's seed mixed with a stable hash of the prompt's ids."""
+    import zlib
+
+    data = b"".join(int(i).to_bytes(4, "little", signed=False) for i in ids)
+    return (seed * 1_000_003 + zlib.crc32(data)) % (2**63)
