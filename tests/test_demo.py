@@ -44,13 +44,16 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
 
     res = run_demo(
         DemoConfig(
-            out_dir=str(tmp_path / "demo"), shipped_dir=str(ship), eval_sessions=1, eval_free=False, **common
+            out_dir=str(tmp_path / "demo"), shipped_dir=str(ship), eval_sessions=1, eval_free=False,
+            rationale_samples=2, **common
         )
     )
     names = [(r["name"], r["source"].split(" ")[0]) for r in res["rows"]]
     assert names[0] == ("page-kind baseline", "non-learned")
     assert ("SFT+GRPO", "live") in names and ("SFT+GRPO, none persona", "live") in names
     assert ("SFT+GRPO", "shipped") in names and ("SFT, none persona", "shipped") in names
+    sampled = [(r["name"], r["mode"]) for r in res["rows"] if r["mode"].startswith("sampled")]
+    assert sampled == [("SFT+GRPO", "sampled K=2"), ("SFT+GRPO, none persona", "sampled K=2")]
     assert 0 < res["ceiling_blind"] <= res["ceiling_persona"] <= 1
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert all("exact_match" in r for r in written["rows"])
@@ -115,5 +118,7 @@ def test_demo_recipes_load_and_share_the_world_examples_and_base(name):
 
     root = Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu"
     cfg, demo = DemoConfig.from_yaml(root / f"{name}.yaml"), DemoConfig.from_yaml(root / "demo.yaml")
-    assert (cfg.world, cfg.build, cfg.model) == (demo.world, demo.build, demo.model)
+    # Extra training sessions leave every test session as it is (test_world_export.py).
+    world = {k: v for k, v in cfg.world.items() if k != "extra_train_sessions"}
+    assert (world, cfg.build, cfg.model) == (demo.world, demo.build, demo.model)
     assert (root.parents[1] / cfg.sft_recipe).exists() and (root.parents[1] / cfg.grpo_recipe).exists()
