@@ -13,7 +13,10 @@ from tiny_lm import make_model, make_tokenizer, one_thread, train_on
 
 from customer_r1.actions import Action, format_target, parse_completion
 from customer_r1.evaluation.ranking import (
+    RATIONALE_PREFIX,
     Ranker,
+    _new_cache,
+    _prompt_seed,
     build_candidates,
     candidate_content,
     closing_quote,
@@ -197,11 +200,6 @@ def test_sampled_marginal_averages_the_action_distribution_over_rationales(tok, 
     # The same samples, drawn by hand, each scored by plain full-sequence forwards.
     p_ids = ranker.prompt_ids(msgs)
     with torch.inference_mode():
-        from customer_r1.evaluation.ranking import (
-            RATIONALE_PREFIX,
-            _new_cache,
-            _prompt_seed,
-        )
         cache = _new_cache(rand_model)
         ranker._forward(p_ids, cache)
         logp = ranker._forward(ranker.content_ids([RATIONALE_PREFIX])[0], cache)
@@ -223,8 +221,6 @@ def test_sampled_marginal_averages_the_action_distribution_over_rationales(tok, 
 
 def test_batched_sampler_draws_from_the_model(tok, rand_model) -> None:
     """First tokens of many rows follow the model's next-token distribution."""
-    from customer_r1.evaluation.ranking import _new_cache
-
     ranker = Ranker(rand_model, tok)
     p_ids = ranker.prompt_ids(_msgs("anything"))
     with torch.inference_mode():
@@ -236,7 +232,7 @@ def test_batched_sampler_draws_from_the_model(tok, rand_model) -> None:
     top = torch.topk(probs, 3)
     for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True):
         text = tok.decode([i], skip_special_tokens=True)
-        freq = sum(r == (text, False) or r[0] == text for r in rows) / len(rows)
+        freq = sum(r[0] == text for r in rows) / len(rows)
         assert freq == pytest.approx(p, abs=4 * math.sqrt(p * (1 - p) / len(rows)) + 0.01)
 
 

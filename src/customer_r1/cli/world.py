@@ -43,7 +43,7 @@ def generate(
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=_console, disable=quiet, transient=True) as bar:
-        task = bar.add_task("sessions", total=cfg.users * (cfg.sessions_per_user + cfg.extra_train_sessions))
+        task = bar.add_task("sessions", total=cfg.total_sessions)
         world = generate_world(cfg, progress=lambda d, t: bar.update(task, completed=d))
         steps = sum(len(s.steps) for s in world.sessions)
         wtask = bar.add_task("writing steps", total=steps)

@@ -262,6 +262,16 @@ class Ranker:
         )
         return torch.log_softmax(out.logits[0, -1].float(), dim=-1)
 
+    def _string_step(self, gen: list[int], tok: int) -> tuple[str, bool] | None:
+        """Add ``tok`` to a JSON string body being decoded into ``gen``; (raw body, closed)
+        once it ends (a stop token, or the closing quote), else None."""
+        if tok in self.stop_ids:
+            return self.tokenizer.decode(gen, skip_special_tokens=True), False
+        gen.append(tok)
+        text = self.tokenizer.decode(gen, skip_special_tokens=True)
+        end = closing_quote(text)
+        return (text[:end], True) if end is not None else None
+
     def _sample_strings(self, cache: Any, next_logp: Any, k: int, max_tokens: int,
                         seed: int) -> list[tuple[str, bool]]:
         """Sample ``k`` JSON string bodies at ``self.temperature``, all rows in one batch
@@ -280,16 +290,8 @@ class Ranker:
                 probs = torch.softmax(logp.float() / self.temperature, dim=-1)
                 picked = torch.multinomial(probs, 1, generator=gen)[:, 0].tolist()
                 for r, tok in enumerate(picked):
-                    if out[r] is not None:
-                        continue
-                    if tok in self.stop_ids:
-                        out[r] = (self.tokenizer.decode(toks[r], skip_special_tokens=True), False)
-                        continue
-                    toks[r].append(tok)
-                    text = self.tokenizer.decode(toks[r], skip_special_tokens=True)
-                    end = closing_quote(text)
-                    if end is not None:
-                        out[r] = (text[:end], True)
+                    if out[r] is None:
+                        out[r] = self._string_step(toks[r], tok)
                 if all(o is not None for o in out) or step + 1 == max_tokens:
                     break
                 pos = torch.full((k, 1), past + step, device=self.device)
@@ -307,19 +309,14 @@ class Ranker:
         """Greedy decode a JSON string body until its closing quote; (raw body, closed).
         The cache grows; the caller crops it."""
         gen: list[int] = []
-        text = ""
         for step in range(max_tokens):
             tok = int(next_logp.argmax())
-            if tok in self.stop_ids:
-                return text, False
-            gen.append(tok)
-            text = self.tokenizer.decode(gen, skip_special_tokens=True)
-            end = closing_quote(text)
-            if end is not None:
-                return text[:end], True
+            done = self._string_step(gen, tok)
+            if done is not None:
+                return done
             if step + 1 < max_tokens:
                 next_logp = self._forward([tok], cache)
-        return text, False
+        return self.tokenizer.decode(gen, skip_special_tokens=True), False
 
     def score_suffixes(self, cache: Any, next_logp: Any, suffixes: Sequence[Sequence[int]],
                        prefix_ids: Sequence[int] | None = None) -> list[float]:
@@ -589,6 +586,7 @@ def _softmax_by_key(actions: Sequence[Action], scores: Sequence[float]) -> dict[
 def _prompt_seed(seed: int, ids: Sequence[int]) -> int:
     """A per-example seed: the run's seed mixed with a stable hash of the prompt's ids."""
     import zlib
+    from array import array
 
-    data = b"".join(int(i).to_bytes(4, "little", signed=False) for i in ids)
+    data = array("I", ids).tobytes()  # 4-byte unsigned ids, native (little-endian) order
     return (seed * 1_000_003 + zlib.crc32(data)) % (2**63)

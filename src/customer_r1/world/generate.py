@@ -60,6 +60,11 @@ class WorldConfig:
     #: more training data for the same test set.
     extra_train_sessions: int = 0
 
+    @property
+    def total_sessions(self) -> int:
+        """Sessions the world holds: every user's regular and extra training sessions."""
+        return self.users * (self.sessions_per_user + self.extra_train_sessions)
+
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
             raise ValueError(f"page_size must be one of {PAGE_SIZES}")
@@ -217,7 +222,7 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
 
     world = World(cfg, catalog, shop, users, [], population)
     per = cfg.sessions_per_user + cfg.extra_train_sessions
-    total = cfg.users * per
+    total = cfg.total_sessions
     start = datetime.fromisoformat(cfg.start_date).replace(hour=8, tzinfo=UTC)
     per_user = zip(users.values(), s_sess.spawn(cfg.users), s_blind.spawn(cfg.users),
                    strict=True)
