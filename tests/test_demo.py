@@ -45,7 +45,7 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
     res = run_demo(
         DemoConfig(
             out_dir=str(tmp_path / "demo"), shipped_dir=str(ship), eval_sessions=1, eval_free=False,
-            rationale_samples=2, **common
+            rationale_samples=2, rationale_temperature=0.5, **common
         )
     )
     names = [(r["name"], r["source"].split(" ")[0]) for r in res["rows"]]
@@ -53,7 +53,9 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
     assert ("SFT+GRPO", "live") in names and ("SFT+GRPO, none persona", "live") in names
     assert ("SFT+GRPO", "shipped") in names and ("SFT, none persona", "shipped") in names
     sampled = [(r["name"], r["mode"]) for r in res["rows"] if r["mode"].startswith("sampled")]
-    assert sampled == [("SFT+GRPO", "sampled K=2"), ("SFT+GRPO, none persona", "sampled K=2")]
+    assert sampled == [("SFT+GRPO", "sampled K=2, T=0.5"), ("SFT+GRPO, none persona", "sampled K=2, T=0.5")]
+    run = json.loads((tmp_path / "demo" / "eval" / "shipped-real-grpo-sampled" / "run.json").read_text())
+    assert (run["rationale_samples"], run["rationale_temperature"]) == (2, 0.5)
     assert 0 < res["ceiling_blind"] <= res["ceiling_persona"] <= 1
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert all("exact_match" in r for r in written["rows"])
@@ -122,3 +124,11 @@ def test_demo_recipes_load_and_share_the_world_examples_and_base(name):
     world = {k: v for k, v in cfg.world.items() if k != "extra_train_sessions"}
     assert (world, cfg.build, cfg.model) == (demo.world, demo.build, demo.model)
     assert (root.parents[1] / cfg.sft_recipe).exists() and (root.parents[1] / cfg.grpo_recipe).exists()
+
+
+@pytest.mark.parametrize("bad", [{"rationale_samples": -1}, {"rationale_temperature": 0.0},
+                                 {"rationale_temperature": -0.5}])
+def test_demo_config_rejects_bad_sampling_settings(bad):
+    """A bad decoding setting fails when the recipe loads, not after an hour of training."""
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        DemoConfig(**bad)

@@ -48,6 +48,9 @@ class DemoConfig:
     #: K > 0: also score the shipped SFT+GRPO checkpoints (with and without persona) by
     #: the sampled-rationale marginal over K rationales (``Ranker.rationale_samples``).
     rationale_samples: int = 0
+    #: Sampling temperature of those rationales (> 0). Chosen on test sessions 17-56, never
+    #: on the demo's own sessions (docs/results.md).
+    rationale_temperature: float = 1.0
     #: Checkpoints made by `make demo-model`, scored beside the live ones when present.
     shipped_dir: str | None = "demo-model"
     #: `make demo-model`: copy the final checkpoints here (bf16) with a model card.
@@ -58,6 +61,12 @@ class DemoConfig:
     #: "auto" (CUDA when available), "cpu" or "cuda".
     device: str = "auto"
     stages: list[str] = field(default_factory=lambda: ["train", "eval"])
+
+    def __post_init__(self) -> None:
+        if self.rationale_samples < 0:
+            raise ValueError(f"rationale_samples must be >= 0, got {self.rationale_samples}")
+        if not self.rationale_temperature > 0:
+            raise ValueError(f"rationale_temperature must be > 0, got {self.rationale_temperature}")
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> DemoConfig:
@@ -346,6 +355,7 @@ def subset_ceilings(world_dir: Path, rows: list[dict[str, Any]]) -> dict[str, fl
 def score_model(
     model_dir: Path, rows: list[dict[str, Any]], out: Path, label: str, mode: str,
     rationale_samples: int = 0,
+    rationale_temperature: float = 1.0,
 ) -> dict[str, Any]:
     from customer_r1.evaluation.metrics import score_predictions
     from customer_r1.evaluation.predict import run_predict
@@ -358,10 +368,13 @@ def score_model(
     if mode == "free":
         kw.update(max_new_tokens=96, batch_size=16)
     if rationale_samples:
-        kw.update(ranker_kwargs={"rationale_samples": rationale_samples})
+        kw.update(ranker_kwargs={"rationale_samples": rationale_samples,
+                                 "temperature": rationale_temperature})
     run_predict(str(model_dir), rows, preds, **kw)
-    (out / "run.json").write_text(json.dumps({"label": label, "model": str(model_dir), "mode": mode,
-                                              "rationale_samples": rationale_samples}))
+    run = {"label": label, "model": str(model_dir), "mode": mode, "rationale_samples": rationale_samples}
+    if rationale_samples:
+        run["rationale_temperature"] = rationale_temperature
+    (out / "run.json").write_text(json.dumps(run))
     return score_predictions(preds).headline()
 
 
@@ -495,11 +508,12 @@ def evaluate(
             d = ev / f"shipped-{name}"
             add(label, src, score_model(model_dir, r, d, f"{label} (shipped)", "ranked"), "ranked", d)
             if cfg.rationale_samples and stage == "grpo":
-                k = cfg.rationale_samples
+                k, t = cfg.rationale_samples, cfg.rationale_temperature
+                how = f"sampled K={k}" + ("" if t == 1.0 else f", T={t:g}")
                 d = ev / f"shipped-{name}-sampled"
-                metrics = score_model(model_dir, r, d, f"{label} (shipped, {k} sampled rationales)",
-                                      "ranked", rationale_samples=k)
-                add(label, src, metrics, f"sampled K={k}", d)
+                metrics = score_model(model_dir, r, d, f"{label} (shipped, {how} rationales)",
+                                      "ranked", rationale_samples=k, rationale_temperature=t)
+                add(label, src, metrics, how, d)
             if cfg.eval_free and name == "real-grpo":
                 d = ev / f"shipped-{name}-free"
                 add(label, src, score_model(model_dir, r, d, f"{label} (shipped, free)", "free"), "free", d)
