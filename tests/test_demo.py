@@ -59,6 +59,10 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
     assert 0 < res["ceiling_blind"] <= res["ceiling_persona"] <= 1
     written = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert all("exact_match" in r for r in written["rows"])
+    # Every row also has its exact match in expectation over the world's policy, and the
+    # results say how often the ceilings' own choices matched the drawn actions.
+    assert all(0 <= r["expected_exact_match"] <= res["ceiling_persona"] + 1e-9 for r in written["rows"])
+    assert 0 <= written["blind_choice_exact"] <= 1 and 0 <= written["bayes_choice_exact"] <= 1
     assert (tmp_path / "demo" / "eval" / "report" / "report.md").exists()
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from customer_r1.actions import Action
-from customer_r1.evaluation.motives import motive_breakdown, motive_markdown, write_motive_report
+from customer_r1.evaluation.motives import (
+    expected_match,
+    motive_breakdown,
+    motive_markdown,
+    write_motive_report,
+)
 from customer_r1.world.export import PolicyRow
 
 REVIEWS, BUY, TERM = Action.click("see_all_reviews"), Action.click("buy_now"), Action.terminate()
@@ -53,6 +58,25 @@ def test_counts_per_motive_beside_bayes_and_blind_choices():
     assert [x.motive for x in motive_breakdown(preds, POLICY)] == ["reviews", "buy_now"]
 
 
+def test_expected_match_weighs_each_prediction_by_the_worlds_probability():
+    preds = [
+        _pred("e1", REVIEWS, REVIEWS),  # p = 0.9
+        _pred("e2", None, REVIEWS),  # unparsable: 0
+        _pred("e3", TERM, BUY),  # p = 0.0, though the world drew BUY
+    ]
+    got = expected_match(preds, POLICY)
+    assert got["expected_exact_match"] == pytest.approx(0.9 / 3)
+    # Realised: Bayes (reviews, reviews, buy) right 3 times; blind (buy, buy, buy) once.
+    assert got["bayes_choice_exact"] == pytest.approx(1.0)
+    assert got["blind_choice_exact"] == pytest.approx(1 / 3)
+    # The Bayes choice's own expectation is the persona ceiling (0.9 + 0.9 + 0.8) / 3.
+    bayes = [_pred(f"e{i}", a, REVIEWS) for i, a in ((1, REVIEWS), (2, REVIEWS), (3, BUY))]
+    assert expected_match(bayes, POLICY)["expected_exact_match"] == pytest.approx(2.6 / 3)
+    assert expected_match([], POLICY)["expected_exact_match"] is None
+    with pytest.raises(ValueError, match="step 9"):
+        expected_match([_pred("e9", TERM, TERM)], POLICY)
+
+
 def test_unknown_example_is_an_error():
     with pytest.raises(ValueError, match="step 9"):
         motive_breakdown([_pred("e9", TERM, TERM)], POLICY)
@@ -94,6 +118,9 @@ def test_cli_prints_the_table_and_names_a_wrong_world(tmp_path):
     res = CliRunner().invoke(app, ["eval", "motives", str(preds), "--world", str(world)])
     assert res.exit_code == 0, res.output
     assert "| reviews | 2 | 2 | 2 | 0 |" in res.output
+    # Steps 1 and 2: the world gives reviews 0.9 each; the blind choice (buy) only 0.1.
+    assert f"- {preds}: 90.0 %" in res.output
+    assert "persona-blind ceiling is 10.0 % and the Bayes ceiling 90.0 %" in res.output
     preds.write_text(json.dumps(_pred("e7", TERM, TERM)) + "\n")
     res = CliRunner().invoke(app, ["eval", "motives", str(preds), "--world", str(world)])
     assert res.exit_code == 2 and "not in the world's policy" in res.output

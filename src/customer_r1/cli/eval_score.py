@@ -162,14 +162,27 @@ def motives(
     out: Annotated[Path | None, typer.Option("--out", help="Also write the table here.")] = None,
 ) -> None:
     """Correct steps per motive of the synthetic world's policy, beside its Bayes and blind choices."""
-    from customer_r1.evaluation.motives import breakdowns, motive_markdown
-    from customer_r1.world import load_policy
+    from customer_r1.evaluation.metrics import load_preds
+    from customer_r1.evaluation.motives import breakdowns, expected_match, motive_markdown
+    from customer_r1.world import ceilings_from_policy, load_policy
 
     try:
-        runs = breakdowns({str(p): p for p in preds}, load_policy(world, split).values())
+        policy = load_policy(world, split)
+        runs = breakdowns({str(p): p for p in preds}, policy.values())
+        expected = {str(p): expected_match(load_preds(p), policy.values()) for p in preds}
+        steps = {(r["session_id"], int(r["step_index"])) for r in load_preds(preds[0])}
+        ceilings = ceilings_from_policy([r for r in policy.values() if (r.session_id, r.step_index) in steps])
     except (OSError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from exc
     md = motive_markdown(runs)
+    blind, bayes = 100 * ceilings["ceiling_blind"], 100 * ceilings["ceiling_persona"]
+    md += (
+        "\nExact match in expectation over the world's policy (the probability it gave each predicted "
+        f"action, averaged); on these steps the persona-blind ceiling is {blind:.1f} % and the Bayes "
+        f"ceiling {bayes:.1f} %.\n\n"
+    )
+    md += "\n".join(f"- {label}: {100 * e['expected_exact_match']:.1f} %" for label, e in expected.items()
+                    if e["expected_exact_match"] is not None) + "\n"
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(md, encoding="utf-8")

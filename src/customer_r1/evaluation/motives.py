@@ -35,14 +35,14 @@ class MotiveRow:
     blind: int
 
 
-def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> list[MotiveRow]:
-    """Counts per motive (the motive's kind, without its argument), most steps lost first.
+def _policy_rows(
+    preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]
+) -> Iterable[tuple[Mapping[str, Any], PolicyRow]]:
+    """Each prediction with the sidecar row of its step (by session and step index).
 
-    Predictions are matched to the world's policy sidecar (``load_policy``) by session and
-    step; a prediction for a step the sidecar lacks is an error, not a silent drop.
+    A prediction for a step the sidecar lacks is an error, not a silent drop.
     """
     steps = {(r.session_id, r.step_index): r for r in policy}
-    counts: dict[str, list[int]] = {}
     for p in preds:
         key = (p["session_id"], int(p["step_index"]))
         if key not in steps:
@@ -50,7 +50,44 @@ def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[Policy
                 f"prediction for {p.get('example_id', key)!r}: session {key[0]!r} step {key[1]} "
                 "is not in the world's policy sidecar (wrong world or split?)"
             )
-        row = steps[key]
+        yield p, steps[key]
+
+
+def expected_match(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> dict[str, Any]:
+    """Exact match in expectation over the world's policy, beside the ceilings' choices realised.
+
+    The ceilings are expectations (the probability the world gives the Bayes or blind
+    choice, averaged over the steps), while a run's exact match counts the one action the
+    world drew. ``expected_exact_match`` (the probability the world gives each predicted
+    action, averaged) compares a run with the ceilings without that draw's noise (about
+    ±3.6 points at 177 steps). ``bayes_choice_exact`` / ``blind_choice_exact``: how often
+    the ceilings' own choices matched the drawn actions on these steps.
+    """
+    probs, bayes, blind = [], [], []
+    for p, row in _policy_rows(preds, policy):
+        pred = predicted_action(p)
+        actions = [Action.from_json(a) for a in row.actions]
+        probs.append(sum(float(q) for a, q in zip(actions, row.probs, strict=True) if exact_match(pred, a)))
+        gold = gold_action(p)
+        bayes.append(exact_match(actions[int(np.argmax(row.probs))], gold))
+        blind.append(exact_match(actions[int(np.argmax(row.blind_probs))], gold))
+    if not probs:
+        return {"expected_exact_match": None, "bayes_choice_exact": None, "blind_choice_exact": None}
+    return {
+        "expected_exact_match": float(np.mean(probs)),
+        "bayes_choice_exact": float(np.mean(bayes)),
+        "blind_choice_exact": float(np.mean(blind)),
+    }
+
+
+def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> list[MotiveRow]:
+    """Counts per motive (the motive's kind, without its argument), most steps lost first.
+
+    Predictions are matched to the world's policy sidecar (``load_policy``) by session and
+    step; a prediction for a step the sidecar lacks is an error, not a silent drop.
+    """
+    counts: dict[str, list[int]] = {}
+    for p, row in _policy_rows(preds, policy):
         gold = gold_action(p)
         bayes = Action.from_json(row.actions[int(np.argmax(row.probs))])
         blind = Action.from_json(row.actions[int(np.argmax(row.blind_probs))])

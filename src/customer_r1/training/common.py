@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,92 @@ def time_limit_callback(minutes: float) -> Any:
     return TimeLimit()
 
 
-def callbacks_for(args: DataArguments) -> list[Any] | None:
+#: Decay shapes a time-budgeted schedule follows (HF's scheduler names).
+TIME_SCHEDULES = ("cosine", "linear", "constant", "constant_with_warmup")
+
+
+def time_budget_lr_factor(
+    step: int, elapsed: float, budget: float, warmup_steps: int, warmup_seconds: float | None, kind: str
+) -> float:
+    """The learning-rate multiplier of a schedule whose decay runs over wall time.
+
+    Warmup is linear over ``warmup_steps`` (steps, as in HF); the decay then covers the
+    budget left after warmup (``warmup_seconds``: how long warmup took), ending at 0 for
+    cosine and linear.
+    """
+    if step < warmup_steps:
+        return step / max(1, warmup_steps)
+    if kind.startswith("constant"):
+        return 1.0
+    spent = warmup_seconds or 0.0
+    frac = min(1.0, max(0.0, (elapsed - spent) / max(budget - spent, 1e-9)))
+    if kind == "linear":
+        return 1.0 - frac
+    return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def time_budget_callback(minutes: float, warmup_steps: int, kind: str) -> Any:
+    """Decays the LR over ``minutes`` of training (from the first step) and then stops.
+
+    A step-based cosine cut short by a time limit ends at a high learning rate; on
+    hardware whose speed is not known in advance (a lent GPU) this anneals to 0 exactly
+    when the budget runs out. It swaps the lambdas of the trainer's ``LambdaLR``.
+    """
+    import time
+
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import TrainerCallback
+
+    if kind not in TIME_SCHEDULES:
+        raise ValueError(f"lr_schedule_over_time supports lr_scheduler_type {TIME_SCHEDULES}, not {kind!r}")
+    budget = minutes * 60
+
+    class TimeBudget(TrainerCallback):
+        def __init__(self) -> None:
+            self.start: float | None = None
+            self.warmup_seconds: float | None = None
+
+        def factor(self, step: int) -> float:
+            if self.start is None:
+                return time_budget_lr_factor(step, 0.0, budget, warmup_steps, None, kind)
+            elapsed = time.monotonic() - self.start
+            if step >= warmup_steps and self.warmup_seconds is None:
+                self.warmup_seconds = elapsed
+            return time_budget_lr_factor(step, elapsed, budget, warmup_steps, self.warmup_seconds, kind)
+
+        def on_train_begin(
+            self, args: Any, state: Any, control: Any, lr_scheduler: Any = None, **kw: Any
+        ) -> None:
+            if not isinstance(lr_scheduler, LambdaLR):
+                raise TypeError(
+                    f"lr_schedule_over_time needs a LambdaLR scheduler, the trainer has {type(lr_scheduler)}"
+                )
+            self.start = time.monotonic()
+            lr_scheduler.lr_lambdas = [self.factor] * len(lr_scheduler.base_lrs)
+            for group, base in zip(lr_scheduler.optimizer.param_groups, lr_scheduler.base_lrs, strict=True):
+                group["lr"] = base * self.factor(lr_scheduler.last_epoch)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if self.start is not None and time.monotonic() - self.start > budget:
+                log.info("time budget of %.1f min spent at step %d: stopping", minutes, state.global_step)
+                control.should_training_stop = True
+
+    return TimeBudget()
+
+
+def callbacks_for(args: DataArguments, training_args: Any = None) -> list[Any] | None:
     cbs = []
     if args.rank_fingerprints:
         cbs.append(fingerprint_callback())
-    if args.max_train_minutes is not None:
+    if args.lr_schedule_over_time:
+        if args.max_train_minutes is None or training_args is None:
+            raise ValueError("lr_schedule_over_time needs max_train_minutes (the budget to decay over)")
+        warmup = training_args.warmup_steps
+        if 0 < warmup < 1:
+            raise ValueError("lr_schedule_over_time needs warmup_steps as a step count (>= 1), not a ratio")
+        kind = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
+        cbs.append(time_budget_callback(args.max_train_minutes, int(warmup), str(kind)))
+    elif args.max_train_minutes is not None:
         cbs.append(time_limit_callback(args.max_train_minutes))
     return cbs or None
 

@@ -32,6 +32,14 @@ class DataArguments:
         default=None,
         metadata={"help": "Stop training (and save) after this many minutes, whatever the step count."},
     )
+    lr_schedule_over_time: bool = field(
+        default=False,
+        metadata={
+            "help": "With max_train_minutes: after warmup_steps, decay the learning rate (the recipe's "
+            "cosine, linear or constant) over the wall-clock budget instead of the step count, so a run "
+            "capped by time still ends annealed. The clock starts when training starts."
+        },
+    )
     rank_fingerprints: bool = field(
         default=False,
         metadata={"help": "Write a hash of the final weights per rank (distributed checks)."},

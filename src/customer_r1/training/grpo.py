@@ -49,7 +49,7 @@ def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args:
     longest = check_lengths(train, tokenizer, model, training_args.max_completion_length)
     log.info("GRPO on %d prompts, longest %d tokens", len(train), longest)
     rewards = make_rewards(script_args.reward_funcs, script_args.reward_config())
-    callbacks = callbacks_for(script_args)
+    callbacks = callbacks_for(script_args, training_args)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards,

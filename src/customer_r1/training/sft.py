@@ -59,7 +59,7 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
             evals, _ = _pack(evals, tokenizer, training_args.max_length)
     elif training_args.completion_only_loss is False:
         log.warning("completion_only_loss=False: the prompt (persona, pages) is trained on too")
-    callbacks = callbacks_for(script_args)
+    callbacks = callbacks_for(script_args, training_args)
     trainer = SFTTrainer(
         model=model,
         args=training_args,
