@@ -344,11 +344,10 @@ def eval_rows(built: Path, sessions: int | None) -> list[dict[str, Any]]:
     return [r for r in rows if r["session_id"] in chosen]
 
 
-def subset_ceilings(world_dir: Path, rows: list[dict[str, Any]]) -> dict[str, float]:
+def subset_ceilings(policy: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, float]:
     """Both ceilings over exactly the scored steps (from the world's per-step policy)."""
-    from customer_r1.world import ceilings_from_policy, load_policy
+    from customer_r1.world import ceilings_from_policy
 
-    policy = load_policy(world_dir, "test")
     return ceilings_from_policy([policy[r["action_id"]] for r in rows])
 
 
@@ -454,11 +453,12 @@ def evaluate(
 
     ev = root / "eval"
     rows = {m: eval_rows(built[m], cfg.eval_sessions) for m in built}
-    ceilings = subset_ceilings(world_dir, rows["real"])
+    # The world's per-step policy, read once: ceilings, expected match and motives use it.
+    policy = load_policy(world_dir, "test")
+    ceilings = subset_ceilings(policy, rows["real"])
     table: list[dict[str, Any]] = []
     run_dirs: list[Path] = []
 
-    policy = load_policy(world_dir, "test")
     realised: dict[str, Any] = {}
 
     def add(name: str, source: str, metrics: dict[str, Any], mode: str, run_dir: Path | None) -> None:
@@ -530,7 +530,7 @@ def evaluate(
         console.print(f"[yellow]no shipped checkpoints at {shipped} (make demo-model writes them)[/]")
 
     report = write_report(run_dirs, ev / "report", ceilings=ceilings, click_types=built["real"])
-    write_motives(world_dir, run_dirs, ev / "report" / "motives.md")
+    write_motives(policy, run_dirs, ev / "report" / "motives.md")
     n = len(rows["real"])
     return {
         "rows": table,
@@ -544,16 +544,15 @@ def evaluate(
     }
 
 
-def write_motives(world_dir: Path, run_dirs: list[Path], out: Path) -> None:
+def write_motives(policy: dict[str, Any], run_dirs: list[Path], out: Path) -> None:
     """Every run's correct steps per motive of the world's policy (``evaluation/motives.py``)."""
     from customer_r1.evaluation.motives import write_motive_report
-    from customer_r1.world import load_policy
 
     files = {}
     for d in run_dirs:
         label = (_read_json(d / "run.json") or {}).get("label", d.name)
         files[label] = d / "preds.jsonl"
-    write_motive_report(files, load_policy(world_dir, "test").values(), out)
+    write_motive_report(files, policy.values(), out)
     console.print(f"correct steps per motive of the world's policy: {out}")
 
 

@@ -163,15 +163,16 @@ def motives(
 ) -> None:
     """Correct steps per motive of the synthetic world's policy, beside its Bayes and blind choices."""
     from customer_r1.evaluation.metrics import load_preds
-    from customer_r1.evaluation.motives import breakdowns, expected_match, motive_markdown
+    from customer_r1.evaluation.motives import expected_match, motive_breakdown, motive_markdown
     from customer_r1.world import ceilings_from_policy, load_policy
 
     try:
-        policy = load_policy(world, split)
-        runs = breakdowns({str(p): p for p in preds}, policy.values())
-        expected = {str(p): expected_match(load_preds(p), policy.values()) for p in preds}
-        steps = {(r["session_id"], int(r["step_index"])) for r in load_preds(preds[0])}
-        ceilings = ceilings_from_policy([r for r in policy.values() if (r.session_id, r.step_index) in steps])
+        policy = list(load_policy(world, split).values())
+        loaded = {str(p): load_preds(p) for p in preds}  # each file read once
+        runs = {label: motive_breakdown(rows, policy) for label, rows in loaded.items()}
+        expected = {label: expected_match(rows, policy) for label, rows in loaded.items()}
+        steps = {(r["session_id"], int(r["step_index"])) for r in next(iter(loaded.values()))}
+        ceilings = ceilings_from_policy([r for r in policy if (r.session_id, r.step_index) in steps])
     except (OSError, ValueError, KeyError) as exc:
         raise _fail(str(exc)) from exc
     md = motive_markdown(runs)
