@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from customer_r1.world import WorldConfig, generate_world
+from customer_r1.world import WorldConfig, export_world, generate_world
 
 
 def measure(page_size: str, users: int, sessions_per_user: int, seed: int) -> dict[str, float]:
@@ -22,7 +22,7 @@ def measure(page_size: str, users: int, sessions_per_user: int, seed: int) -> di
     world = generate_world(cfg)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        info = world.export(out)
+        info = export_world(world, out)
     t2 = time.perf_counter()
     steps = [st for s in world.sessions for st in s.steps]
     chars = [len(world.page(st).html) for st in steps[:: max(1, len(steps) // 400)]]

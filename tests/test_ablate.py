@@ -13,11 +13,11 @@ from customer_r1.cli import app
 @pytest.mark.slow
 def test_ablate_one_command(tmp_path):
     from customer_r1.training.bases import TinyModelConfig, init_tiny_model
-    from customer_r1.world import WorldConfig, generate_world
+    from customer_r1.world import WorldConfig, export_world, generate_world
 
     world = tmp_path / "world"
     w = generate_world(WorldConfig(users=3, sessions_per_user=2, seed=2))
-    w.export(world)
+    export_world(w, world)
     texts = [st.observation.html for s in w.to_shopping_data().sessions for st in s.steps]
     base = init_tiny_model(
         tmp_path / "base",

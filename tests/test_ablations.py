@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from customer_r1.cli.entry import new_app
 from customer_r1.cli.eval_score import ablations
 from customer_r1.evaluation.ablations import parse_run_options, run_ablations
 
@@ -131,7 +131,7 @@ def test_ablations_cli(tmp_path: Path) -> None:
         p = tmp_path / f"{name}.jsonl"
         p.write_text("\n".join(json.dumps(r) for r in data) + "\n")
         paths[name] = p
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command()(ablations)
     app.command(name="noop")(lambda: None)
     runner = CliRunner()

@@ -13,6 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from customer_r1.cli.data_inspect import inspect
+from customer_r1.cli.entry import new_app
 from customer_r1.data import inspect as inspect_mod
 from customer_r1.data.inspect import collect_stats, percentiles, render_stats, summarize_examples
 from customer_r1.data.opera import load_opera
@@ -111,7 +112,7 @@ def test_summarize_examples() -> None:
 @pytest.fixture
 def cli() -> typer.Typer:
     """The command registered the way cli/data.py does, on a local app."""
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command("inspect")(inspect)
 
     @app.command("noop")
@@ -143,7 +144,8 @@ def test_cli_tables(cli: typer.Typer, tmp_path: Path) -> None:
 def test_cli_strict_error_and_lenient(cli: typer.Typer, tmp_path: Path) -> None:
     _write_small(tmp_path, bad=True)
     result = _run(cli, str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a user mistake (issue 15): exit 2 and one line (was exit 1)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert "train-00000-of-00001.parquet" in result.output
     assert "row 3" in result.output and "'click_type'" in result.output
     assert "--lenient" in result.output
@@ -169,8 +171,8 @@ def test_cli_bad_arguments(cli: typer.Typer, tmp_path: Path) -> None:
     _write_small(tmp_path)
     assert _run(cli, str(tmp_path), "--budget", "100").exit_code == 2  # needs --tokenizer
     assert _run(cli, str(tmp_path), "--config", "raw").exit_code == 2
-    missing = _run(cli, str(tmp_path / "nope"))
-    assert missing.exit_code == 1 and "neither a local path" in missing.output
+    missing = _run(cli, str(tmp_path / "nope"))  # exit 2 since issue 15 (was 1)
+    assert missing.exit_code == 2 and f"no such file or folder {tmp_path / 'nope'}" in missing.output
 
 
 def test_cli_tokenizer_uses_example_builder(

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from customer_r1.actions import ClickTypeLookup
+from customer_r1.cli.entry import new_app
 from customer_r1.cli.eval_score import score
 from customer_r1.evaluation.metrics import (
     INVALID,
@@ -260,7 +261,7 @@ def test_load_preds_and_errors(tmp_path: Path) -> None:
 
 
 def _cli() -> typer.Typer:
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command()(score)
     app.command(name="noop")(lambda: None)  # two commands keep `score` a sub-command
     return app

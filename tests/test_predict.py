@@ -17,6 +17,7 @@ from tiny_lm import FakeOpenAI, example_row, make_model, make_tokenizer, one_thr
 from typer.testing import CliRunner
 
 from customer_r1.actions import Action, parse_completion
+from customer_r1.cli.entry import new_app
 from customer_r1.cli.eval_predict import predict as predict_cmd
 from customer_r1.evaluation.backends import Generation
 from customer_r1.evaluation.backends.openai_api import OpenAIBackend
@@ -219,7 +220,7 @@ def test_ranked_mode_needs_a_local_model(tmp_path: Path) -> None:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command("predict")(predict_cmd)
 
     @app.callback()
@@ -268,7 +269,8 @@ def test_cli_vllm_missing_and_ranked_local(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "vllm", None)
     r = CliRunner().invoke(_app(), ["predict", "--model", str(model_dir), "--engine", "vllm",
                                     "--data", str(built), "--out", str(out)])
-    assert r.exit_code == 1 and "customer-r1[vllm]" in _out(r)
+    # a missing optional engine is a user mistake (issue 15): exit 2, one line (was exit 1)
+    assert r.exit_code == 2 and "customer-r1[vllm]" in _out(r)
     r = CliRunner().invoke(_app(), ["predict", "--model", str(model_dir), "--mode", "ranked",
                                     "--data", str(built), "--out", str(out), "--device", "cpu",
                                     "--max-rationale-tokens", "6", "--no-progress"])

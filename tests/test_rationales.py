@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from customer_r1.actions import Action, parse_completion
 from customer_r1.cli.data_rationales import rationales as rationales_cmd
+from customer_r1.cli.entry import new_app
 from customer_r1.evaluation.backends import Generation
 from customer_r1.evaluation.rationales import (
     CACHE_NAME,
@@ -145,7 +146,7 @@ def test_out_must_differ_from_data(tmp_path: Path) -> None:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command("rationales")(rationales_cmd)
 
     @app.callback()

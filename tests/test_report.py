@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from customer_r1.cli.entry import new_app
 from customer_r1.cli.eval_score import report
 from customer_r1.evaluation.fidelity import UserFidelity
 from customer_r1.evaluation.metrics import OUTCOME_RULE
@@ -150,7 +150,7 @@ def test_fmt() -> None:
 
 
 def test_report_cli(runs: list[Path], tmp_path: Path) -> None:
-    app = typer.Typer()
+    app = new_app()  # the CLI's own group: user errors are one line, exit 2
     app.command()(report)
     app.command(name="noop")(lambda: None)
     runner = CliRunner()

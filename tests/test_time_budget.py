@@ -44,7 +44,13 @@ def test_bad_time_budget_settings_are_rejected():
         callbacks_for(timed, Args())
 
 
-def test_sft_over_a_time_budget_ends_annealed(tmp_path):
+def test_sft_over_a_time_budget_ends_annealed(tmp_path, monkeypatch):
+    from customer_r1.training import common
+
+    # A clock that ticks 0.05 s each time a budget reads it: the run stops after the same
+    # number of steps however busy the machine is (the real clock made this flaky).
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(common, "clock", lambda: 0.05 * next(ticks))
     base, built = tiny_setup(tmp_path, n_sessions=4)
     out = tmp_path / "sft"
     metrics = sft.main(

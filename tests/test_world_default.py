@@ -14,6 +14,7 @@ from customer_r1.world.pages import build_page
 from customer_r1.world.persona import TraitTable
 from customer_r1.world.policy import Memory, PolicyContext, decide
 from customer_r1.world.shop import ShopState, step
+from customer_r1.world.stats import world_stats
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def stats(world: World) -> dict:
-    return world.stats()
+    return world_stats(world)
 
 
 def test_gap_between_persona_and_blind_ceilings(world: World) -> None:

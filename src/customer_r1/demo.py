@@ -126,7 +126,7 @@ def _args(overrides: dict[str, Any]) -> list[str]:
 
 
 def make_world(cfg: DemoConfig, root: Path) -> Path:
-    from customer_r1.world import WorldConfig, generate_world, load_world_info
+    from customer_r1.world import WorldConfig, export_world, generate_world, load_world_info
     from customer_r1.world.export import FORMAT_VERSION
 
     wcfg = WorldConfig(**cfg.world)
@@ -139,7 +139,7 @@ def make_world(cfg: DemoConfig, root: Path) -> Path:
             return out
         console.print(f"[yellow]{out} was made with other settings or an older format; remaking it[/]")
     shutil.rmtree(out, ignore_errors=True)
-    generate_world(wcfg).export(out)
+    export_world(generate_world(wcfg), out)
     return out
 
 

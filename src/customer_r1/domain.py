@@ -19,11 +19,21 @@ STEP_KINDS: tuple[str, ...] = ("click", "input", "terminate", *FULL_ONLY_KINDS)
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """The page before the action: simplified HTML whose interactive elements carry ``name``."""
+    """The page before the action: simplified HTML whose interactive elements carry ``name``.
+
+    Recorded data fills ``html``, ``url`` and ``page_meta``. An environment
+    (``customer_r1.sim``) also sets ``page_kind`` (home, search, product, ...) and
+    ``last_action_error`` (why the previous action changed nothing; "" when it worked), and
+    may put privileged data in ``extra`` (our shop's state, read only by the world's own
+    policy, as WebShop's oracle reads its session state).
+    """
 
     html: str
     url: str = ""
     page_meta: dict[str, Any] | None = None
+    page_kind: str = ""
+    last_action_error: str = ""
+    extra: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

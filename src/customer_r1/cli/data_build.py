@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -9,41 +10,90 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from customer_r1.cli.params import input_argument, input_option, output_option
+
 PROMPT_STYLE_HELP = "full; compact (short system message); chat (a message per page, packable)."
 
 console = Console(stderr=True)
 
 
+# Choices as enums so a typo is a usage error before anything loads; the values mirror
+# data/opera.py CONFIGS, data/persona.py PERSONA_MODES and data/examples.py PROMPT_STYLES
+# (tests/test_cli_errors.py checks they agree).
+class OperaConfig(StrEnum):
+    filtered = "filtered"
+    full = "full"
+
+
+class PersonaModeChoice(StrEnum):
+    real = "real"
+    none = "none"
+    shuffled = "shuffled"
+
+
+class RationaleMode(StrEnum):
+    on = "on"
+    off = "off"
+
+
+class PromptStyle(StrEnum):
+    full = "full"
+    compact = "compact"
+    chat = "chat"
+
+
+class ExactCheck(StrEnum):
+    auto = "auto"
+    all = "all"
+    none = "none"
+
+
+def check_budget_strategy(name: str) -> None:
+    """A registered budget strategy (they are pluggable, so not an enum)."""
+    from customer_r1.data.budget import STRATEGIES
+    from customer_r1.errors import BadOption
+
+    if name not in STRATEGIES:
+        raise BadOption(f"unknown budget strategy {name!r}", where="--budget-strategy",
+                        hint=f"known: {', '.join(sorted(STRATEGIES))}")
+
+
 def build(
     src: Annotated[
         str,
-        typer.Argument(help="OPeRA folder (or a root holding OPeRA_filtered/), a world folder, or a Hub id."),
+        input_argument("opera", help="OPeRA folder (or a root holding OPeRA_filtered/), a world folder, "
+                       "or a Hub id."),
     ],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: {split}.parquet and build.json.")],
+    out: Annotated[Path, output_option("--out", help="Output folder: {split}.parquet and build.json.")],
     config: Annotated[
-        str, typer.Option(help="OPeRA config: filtered or full (reduced to filtered's action types).")
-    ] = "filtered",
-    persona_mode: Annotated[str, typer.Option(help="real, none or shuffled (ablations).")] = "real",
+        OperaConfig, typer.Option(help="OPeRA config: filtered or full (reduced to filtered's action types).")
+    ] = OperaConfig.filtered,
+    persona_mode: Annotated[
+        PersonaModeChoice, typer.Option(help="real, none or shuffled (ablations).")
+    ] = PersonaModeChoice.real,
     rationale_mode: Annotated[
-        str, typer.Option(help="on: target is rationale then action; off: action only.")
-    ] = "on",
+        RationaleMode, typer.Option(help="on: target is rationale then action; off: action only.")
+    ] = RationaleMode.on,
     seed: Annotated[int, typer.Option(help="Seed of the shuffled-persona assignment.")] = 0,
     include_interview: Annotated[
         bool, typer.Option(help="Append the processed interview to the persona.")
     ] = False,
     tokenizer: Annotated[
-        str, typer.Option(help="Tokenizer path or Hub id that counts the budget; 'smollm2' is bundled.")
+        str,
+        input_option("tokenizer", "--tokenizer",
+                     help="Tokenizer path or Hub id that counts the budget; 'smollm2' is bundled."),
     ] = "smollm2",
-    budget: Annotated[int, typer.Option(help="Prompt token budget (the paper: 65,536).")] = 65_536,
+    budget: Annotated[int, typer.Option(min=1, help="Prompt token budget (the paper: 65,536).")] = 65_536,
     budget_strategy: Annotated[str, typer.Option(help="How to fit the budget.")] = "drop_oldest_pages",
     max_history_steps: Annotated[
-        int | None, typer.Option(help="Keep at most this many earlier steps.")
+        int | None, typer.Option(min=0, help="Keep at most this many earlier steps.")
     ] = None,
     max_history_pages: Annotated[
         int | None,
-        typer.Option(help="Show the pages of at most this many latest steps (older: action and reason)."),
+        typer.Option(min=0, help="Show the pages of at most this many latest steps "
+                     "(older: action and reason)."),
     ] = None,
-    prompt_style: Annotated[str, typer.Option(help=PROMPT_STYLE_HELP)] = "full",
+    prompt_style: Annotated[PromptStyle, typer.Option(help=PROMPT_STYLE_HELP)] = PromptStyle.full,
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to build (default: all).")
     ] = None,
@@ -51,30 +101,37 @@ def build(
         bool, typer.Option(help="Skip bad rows (counted and reported) instead of failing.")
     ] = False,
     exact_check: Annotated[
-        str, typer.Option(help="auto, all or none: exact token checks of prompts.")
-    ] = "auto",
+        ExactCheck, typer.Option(help="auto, all or none: exact token checks of prompts.")
+    ] = ExactCheck.auto,
 ) -> None:
     """Build one example per step: prompt (persona, history, current page) and target."""
     from customer_r1.data.examples import BuildConfig, write_examples
     from customer_r1.data.opera import load_opera
+    from customer_r1.errors import BadOption
+    from customer_r1.models import resolve_model
 
-    data = load_opera(src, config=config, splits=split, lenient=lenient)  # type: ignore[arg-type]
+    check_budget_strategy(budget_strategy)
+    resolve_model(tokenizer, "--tokenizer", tokenizer_only=True)
+    try:
+        cfg = BuildConfig(
+            persona_mode=persona_mode.value,  # type: ignore[arg-type]
+            rationale_mode=rationale_mode.value,  # type: ignore[arg-type]
+            shuffle_seed=seed,
+            include_interview=include_interview,
+            tokenizer=tokenizer,
+            token_budget=budget,
+            budget_strategy=budget_strategy,
+            max_history_steps=max_history_steps,
+            max_history_pages=max_history_pages,
+            prompt_style=prompt_style.value,  # type: ignore[arg-type]
+            exact_check=exact_check.value,  # type: ignore[arg-type]
+            splits=split,
+        )
+    except ValueError as exc:
+        raise BadOption(str(exc), hint="see customer-r1 data build --help") from exc
+    data = load_opera(src, config=config.value, splits=split, lenient=lenient)  # type: ignore[arg-type]
     if data.skipped:
         console.print(f"[yellow]skipped {sum(data.skipped.values())} bad rows:[/] {data.skipped}")
-    cfg = BuildConfig(
-        persona_mode=persona_mode,  # type: ignore[arg-type]
-        rationale_mode=rationale_mode,  # type: ignore[arg-type]
-        shuffle_seed=seed,
-        include_interview=include_interview,
-        tokenizer=tokenizer,
-        token_budget=budget,
-        budget_strategy=budget_strategy,
-        max_history_steps=max_history_steps,
-        max_history_pages=max_history_pages,
-        prompt_style=prompt_style,  # type: ignore[arg-type]
-        exact_check=exact_check,  # type: ignore[arg-type]
-        splits=split,
-    )
     stats = write_examples(data, cfg, out, console=console)
     table = Table(title=f"built examples → {out}")
     table.add_column("split")

@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
-
-class ConfigChoice(StrEnum):
-    """OPeRA's two configs (typer needs an Enum for a choice)."""
-
-    filtered = "filtered"
-    full = "full"
+from customer_r1.cli.data_build import OperaConfig as ConfigChoice
+from customer_r1.cli.params import input_argument, input_option
 
 
 def inspect(
     src: Annotated[
         str,
-        typer.Argument(
+        input_argument(
+            "opera",
             help="OPeRA_filtered/OPeRA_full folder, a folder containing it, or a Hub id "
-            "(e.g. NEU-HAI/OPeRA)."
+            "(e.g. NEU-HAI/OPeRA).",
         ),
     ],
     config: Annotated[
@@ -34,7 +30,8 @@ def inspect(
     ] = ConfigChoice.filtered,
     tokenizer: Annotated[
         str | None,
-        typer.Option(
+        input_option(
+            "tokenizer",
             "--tokenizer",
             help="Tokenizer path or id: also build the examples and report prompt-token "
             "percentiles (slow on real data).",
@@ -64,19 +61,14 @@ def inspect(
     from rich.console import Console
 
     from customer_r1.data.inspect import collect_stats, render_stats
-    from customer_r1.data.opera import OperaFormatError, load_opera
+    from customer_r1.data.opera import load_opera
+    from customer_r1.errors import BadOption
 
-    err = Console(stderr=True)
     if budget is not None and tokenizer is None:
-        raise typer.BadParameter("--budget needs --tokenizer", param_hint="--budget")
-    try:
-        data = load_opera(src, config=config.value, lenient=lenient, reduce=reduce)
-    except (OperaFormatError, FileNotFoundError, ValueError) as exc:
-        # soft_wrap: a file path in the message must stay on one line to be copyable
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        if isinstance(exc, OperaFormatError):
-            err.print("(use --lenient to skip malformed rows and count them)", soft_wrap=True)
-        raise typer.Exit(1) from exc
+        raise BadOption("--budget needs --tokenizer", where="--budget")
+    # Format errors are UserErrors naming file, row and column (and the --lenient hint):
+    # the CLI prints them in one line.
+    data = load_opera(src, config=config.value, lenient=lenient, reduce=reduce)
     stats = collect_stats(data, tokenizer=tokenizer, budget=budget)
     if json_out:
         sys.stdout.write(json.dumps(stats, indent=2, ensure_ascii=False) + "\n")

@@ -8,9 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
 from rich.console import Console
-from rich.markup import escape
 
 from customer_r1.cli.eval_predict import (
     ConcOpt,
@@ -28,21 +26,26 @@ from customer_r1.cli.eval_predict import (
     _opt,
     backend_from_flags,
 )
+from customer_r1.cli.params import input_option, output_option
 
 _err = Console(stderr=True)
 
 
 def _say(msg: str) -> None:
     """Plain text on stderr: paths and reasons may hold [brackets] rich would eat."""
-    _err.print(msg, markup=False, highlight=False)
+    _err.print(msg, markup=False, highlight=False, soft_wrap=True)  # paths stay copyable
 
 
 def rationales(
-    data: Annotated[Path, _opt("--data", help="Built-examples directory (or a parquet file).")],
-    out: Annotated[Path, _opt("--out", help="Directory for the copy; resumed if it exists.")],
+    data: Annotated[
+        Path, input_option("built", "--data", help="Built-examples directory (or a parquet file).")
+    ],
+    out: Annotated[Path, output_option("--out", help="Directory for the copy; resumed if it exists.")],
     endpoint: Annotated[str | None, _opt("--endpoint", help="OpenAI-compatible base URL.")] = None,
     model_name: ModelNameOpt = None,
-    model: Annotated[str | None, _opt("--model", help="Local model instead of an endpoint.")] = None,
+    model: Annotated[
+        str | None, input_option("model", "--model", help="Local model instead of an endpoint.")
+    ] = None,
     split: Annotated[list[str] | None, _opt("--split", help="Split(s) to fill; repeatable.")] = None,
     limit: Annotated[int | None, _opt("--limit", min=1, help="At most N new this run.")] = None,
     batch_size: Annotated[int, _opt("--batch-size", min=1)] = 16,
@@ -58,9 +61,9 @@ def rationales(
     progress: ProgressOpt = True,
 ) -> None:
     """Write a copy of the built data whose flagged training rows get synthetic rationales."""
-    from customer_r1.evaluation.backends import EndpointError
-    from customer_r1.evaluation.rationales import synthesize_rationales
+    from customer_r1.evaluation.rationales import check_paths, synthesize_rationales
 
+    check_paths(data, out)  # before the model loads
     backend = backend_from_flags(
         model, endpoint, model_name, engine=engine.value, dtype=dtype, device=device,
         batch_size=batch_size, concurrency=concurrency, api_key_env=api_key_env,
@@ -71,11 +74,15 @@ def rationales(
             backend, data, out, splits=tuple(split or ("train",)), batch_size=batch_size,
             max_new_tokens=max_new_tokens, temperature=temperature, limit=limit, progress=progress,
         )
-    except (EndpointError, FileNotFoundError, ValueError) as exc:
-        _err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
     finally:
         backend.close()
+    rep = stats.repair
+    if rep.rewritten:
+        _say(
+            f"resumed {out / 'rationales.jsonl'}: torn last line dropped={rep.torn_tail}, invalid "
+            f"lines={rep.invalid_lines}, failed rows to redo={rep.dropped_by_filter}, "
+            f"duplicates={rep.duplicates}"
+        )
     _say(
         f"{stats.needed} rows need a rationale: {stats.cached} cached, {stats.synthesised} new, "
         f"{stats.failed} failed {stats.failures or ''}; {stats.applied} applied → {out}"

@@ -12,14 +12,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+
+from customer_r1.cli.params import input_option, output_option
+from customer_r1.errors import BadInput, BadOption
 
 _err = Console(stderr=True)
 
 
 def _say(msg: str) -> None:
     """Plain text on stderr: paths and reasons may hold [brackets] rich would eat."""
-    _err.print(msg, markup=False, highlight=False)
+    _err.print(msg, markup=False, highlight=False, soft_wrap=True)  # paths stay copyable
 
 
 class Mode(StrEnum):
@@ -37,9 +39,13 @@ def _opt(*names: str, **kw: Any) -> Any:
 
 
 DataOpt = Annotated[
-    Path, _opt("--data", help="Built-examples directory (BUILT/{split}.parquet) or a parquet file.")
+    Path,
+    input_option("built", "--data",
+                 help="Built-examples directory (BUILT/{split}.parquet) or a parquet file."),
 ]
-ModelOpt = Annotated[str | None, _opt("--model", help="Local model directory.")]
+ModelOpt = Annotated[
+    str | None, input_option("model", "--model", help="Local model directory (or a Hub id).")
+]
 EndpointOpt = Annotated[
     str | None, _opt("--endpoint", help="OpenAI-compatible base URL (http://host:8000/v1).")
 ]
@@ -74,28 +80,39 @@ def backend_from_flags(
     timeout: float,
     max_retries: int,
 ) -> Any:
-    """Flags → backend; flag mistakes are usage errors (exit 2), a missing engine or
-    model directory a plain error (exit 1)."""
-    from customer_r1.evaluation.backends import BackendUnavailable, load_backend
+    """Flags → backend. Every mistake is a :class:`~customer_r1.errors.UserError`
+    (one line, exit 2): inconsistent flags, a model that is not there (checked before
+    anything loads), a server that does not answer, an engine that is not installed."""
+    from customer_r1.evaluation.backends import load_backend
+    from customer_r1.evaluation.backends.base import probe_endpoint
+    from customer_r1.models import resolve_model
 
     if (model is None) == (endpoint is None):
-        raise typer.BadParameter("give exactly one of --model PATH or --endpoint URL")
+        raise BadOption("give exactly one of --model PATH or --endpoint URL", where="--model / --endpoint")
     if endpoint is not None and not model_name:
-        raise typer.BadParameter("--endpoint needs --model-name (the name the server serves)")
+        raise BadOption("--endpoint needs --model-name (the name the server serves)", where="--model-name")
+    if endpoint is not None:
+        probe_endpoint(endpoint)
+    if model is not None:
+        resolve_model(model, "--model")
     try:
         return load_backend(
             model=model, endpoint=endpoint, model_name=model_name, engine=engine, dtype=dtype,
             device=device, batch_size=batch_size, concurrency=concurrency,
             api_key_env=api_key_env, timeout=timeout, max_retries=max_retries,
         )
-    except (BackendUnavailable, OSError, ValueError) as exc:
-        _err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+    except (OSError, ValueError) as exc:  # a checkpoint transformers cannot read
+        if not model:
+            raise
+        raise BadInput(f"cannot load model {model}: {type(exc).__name__}: {exc}", where="--model",
+                       hint="is the checkpoint complete? re-save it with save_pretrained") from exc
 
 
 def predict(
     data: DataOpt,
-    out: Annotated[Path, _opt("--out", help="preds.jsonl to write; an existing one is resumed.")],
+    out: Annotated[
+        Path, output_option("--out", kind="file", help="preds.jsonl to write; an existing one is resumed.")
+    ],
     model: ModelOpt = None,
     endpoint: EndpointOpt = None,
     model_name: ModelNameOpt = None,
@@ -137,24 +154,27 @@ def predict(
     progress: ProgressOpt = True,
 ) -> None:
     """Predict the next action of every example (resumable: a re-run skips finished ids)."""
-    from customer_r1.evaluation.backends import EndpointError
-    from customer_r1.evaluation.predict import run_predict
+    from customer_r1.evaluation.predict import load_examples, run_predict
 
     if mode is Mode.ranked and endpoint is not None:
-        raise typer.BadParameter(
+        raise BadOption(
             "ranked mode needs a local model (--model PATH): it scores every candidate with the "
-            "model's log-probabilities, which an endpoint does not expose; use --mode free"
+            "model's log-probabilities, which an endpoint does not expose", where="--mode",
+            hint="use --mode free",
         )
     if mode is Mode.ranked and engine is Engine.vllm:
-        raise typer.BadParameter("ranked mode runs on the hf engine; drop --engine vllm")
+        raise BadOption("ranked mode runs on the hf engine", where="--engine", hint="drop --engine vllm")
     from customer_r1.evaluation.ranking import STRATEGIES
 
     if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        raise BadOption(f"--strategy must be one of {', '.join(STRATEGIES)}", where="--strategy")
     if rationale_samples and mode is not Mode.ranked:
-        raise typer.BadParameter("--rationale-samples works in ranked mode (--mode ranked)")
+        raise BadOption("--rationale-samples works in ranked mode (--mode ranked)",
+                        where="--rationale-samples")
     if rationale_samples and not rationale_temperature > 0:
-        raise typer.BadParameter("--rationale-temperature must be > 0 to sample rationales")
+        raise BadOption("--rationale-temperature must be > 0 to sample rationales",
+                        where="--rationale-temperature")
+    examples = load_examples(data, split, limit)  # a bad file fails before the model loads
     backend = backend_from_flags(
         model, endpoint, model_name, engine=engine.value, dtype=dtype, device=device,
         batch_size=batch_size, concurrency=concurrency, api_key_env=api_key_env,
@@ -162,16 +182,13 @@ def predict(
     )
     try:
         stats = run_predict(
-            backend, data, out, mode=mode.value, split=split, limit=limit, batch_size=batch_size,
+            backend, examples, out, mode=mode.value, split=split, batch_size=batch_size,
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
             retry_failed=retry_failed, progress=progress,
             ranker_kwargs={"strategy": strategy, "max_rationale_tokens": max_rationale_tokens,
                            "rationale_samples": rationale_samples,
                            "temperature": rationale_temperature, "seed": seed},
         )
-    except (EndpointError, FileNotFoundError, RuntimeError) as exc:
-        _err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
     finally:
         backend.close()
     rep = stats.repair

@@ -15,13 +15,17 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+from customer_r1.cli.entry import new_app
+from customer_r1.cli.params import input_option
+
+app = new_app(no_args_is_help=True)
 _EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _argv(config: Path, ctx: typer.Context) -> list[str]:
-    if not config.exists():
-        raise typer.BadParameter(f"recipe {config} not found", param_hint="--config")
+    # The recipe was checked while parsing (exists, YAML mapping); unknown keys, bad
+    # overrides, the data and the model are checked by training.common.parse_config
+    # before anything loads.
     return ["--config", str(config), *ctx.args]
 
 
@@ -36,7 +40,7 @@ def _run(stage: str, config: Path, ctx: typer.Context) -> None:
 @app.command("sft", context_settings=_EXTRA)
 def sft(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/sft.yaml).")],
+    config: Annotated[Path, input_option("recipe", "--config", help="YAML recipe (recipes/*/sft.yaml).")],
 ) -> None:
     """Supervised fine-tuning over TRL's SFTTrainer (completion-only loss, LoRA by --use_peft)."""
     _run("sft", config, ctx)
@@ -45,7 +49,7 @@ def sft(
 @app.command("grpo", context_settings=_EXTRA)
 def grpo(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Option("--config", help="YAML recipe (recipes/*/grpo.yaml).")],
+    config: Annotated[Path, input_option("recipe", "--config", help="YAML recipe (recipes/*/grpo.yaml).")],
 ) -> None:
     """GRPO over TRL's GRPOTrainer with the format + difficulty-weighted action reward."""
     _run("grpo", config, ctx)

@@ -4,24 +4,45 @@ from __future__ import annotations
 
 import json
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(no_args_is_help=True)
+from customer_r1.cli.entry import new_app
+from customer_r1.cli.params import input_argument, output_option
+
+app = new_app(no_args_is_help=True)
 _console = Console()
+
+
+class PageSize(StrEnum):
+    """world/generate.py PAGE_SIZES."""
+
+    compact = "compact"
+    opera = "opera"
+
+
+def _check_replaceable(out: Path) -> None:
+    """`world generate` replaces its output folder whole: refuse one that holds anything
+    but a previous world, so a mistyped --out never deletes unrelated files."""
+    from customer_r1.errors import BadOption
+
+    if out.is_dir() and any(out.iterdir()) and not (out / "world" / "world.json").is_file():
+        raise BadOption(f"{out} is not empty and holds no generated world", where="--out",
+                        hint="choose a new or empty folder (a previous world there is replaced)")
 
 
 @app.command()
 def generate(
-    out: Path = typer.Option(..., "--out", help="Output folder (OPeRA_filtered/ and world/)."),
+    out: Path = output_option(..., "--out", help="Output folder (OPeRA_filtered/ and world/)."),
     users: int = typer.Option(40, "--users", min=1, help="Number of shoppers."),
     sessions_per_user: int = typer.Option(10, "--sessions-per-user", min=1),
-    page_size: str = typer.Option("compact", "--page-size", help="compact or opera."),
+    page_size: PageSize = typer.Option(PageSize.compact, "--page-size", help="compact or opera."),
     seed: int = typer.Option(0, "--seed"),
     test_fraction: float = typer.Option(0.2, "--test-fraction", min=0.0, max=0.95),
     population: int = typer.Option(2000, "--population", min=1,
@@ -31,15 +52,22 @@ def generate(
         help="More training sessions per user; every other session and the test split stay the same."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or tables."),
 ) -> None:
-    """Generate a world and export it in OPeRA's filtered layout with policy sidecars."""
-    from customer_r1.world.generate import WorldConfig, generate_world
+    """Generate a world and export it in OPeRA's filtered layout with policy sidecars.
+
+    The export is written into a temporary folder beside --out and renamed when complete:
+    an interrupted run leaves the previous world (or nothing), never half a world.
+    """
+    from customer_r1.errors import BadOption
+    from customer_r1.io import atomic_dir
+    from customer_r1.world import WorldConfig, export_world, generate_world
 
     try:
         cfg = WorldConfig(users=users, sessions_per_user=sessions_per_user,
-                          page_size=page_size, seed=seed, test_fraction=test_fraction,
+                          page_size=page_size.value, seed=seed, test_fraction=test_fraction,
                           population=population, extra_train_sessions=extra_train_sessions)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+        raise BadOption(str(exc), hint="see customer-r1 world generate --help") from exc
+    _check_replaceable(out)
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=_console, disable=quiet, transient=True) as bar:
@@ -47,7 +75,8 @@ def generate(
         world = generate_world(cfg, progress=lambda d, t: bar.update(task, completed=d))
         steps = sum(len(s.steps) for s in world.sessions)
         wtask = bar.add_task("writing steps", total=steps)
-        info = world.export(out, progress=lambda d, t: bar.update(wtask, completed=d))
+        with atomic_dir(out, mode="swap") as tmp:
+            info = export_world(world, str(tmp), progress=lambda d, t: bar.update(wtask, completed=d))
     if not quiet:
         _print_stats(info)
         _console.print(f"wrote {out} ({len(world.sessions)} sessions, {steps} steps) "
@@ -56,16 +85,22 @@ def generate(
 
 @app.command()
 def stats(
-    directory: Path = typer.Argument(..., help="A folder written by `world generate`."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    directory: Annotated[Path, input_argument("world", help="A folder written by `world generate`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Realism figures beside OPeRA's, and the persona / persona-blind ceilings."""
-    from customer_r1.world.export import load_world_info
+    from customer_r1.errors import BadFile, MissingFile
+    from customer_r1.io import read_json
 
     path = directory / "world" / "world.json"
     if not path.exists():
-        raise typer.BadParameter(f"{path} not found: is {directory} a generated world?")
-    info = load_world_info(directory)
+        raise MissingFile(f"{path} not found", where="DIRECTORY",
+                          hint="is it a folder written by `customer-r1 world generate`?")
+    info = read_json(path)
+    missing = [k for k in ("stats", "opera_reference", "ceilings", "config") if k not in info]
+    if missing:
+        raise BadFile(f"world.json lacks {', '.join(missing)}", where=str(path),
+                      hint="regenerate the world with this version of customer-r1")
     if as_json:
         s = info["stats"]
         out = {k: s[k] for k in ("ceiling_persona", "ceiling_blind", "gap", "action_mix",

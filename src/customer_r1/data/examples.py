@@ -322,33 +322,58 @@ class ExampleBuilder:
         pieces = [page_piece(st.observation.html) for s in sessions for st in s.steps]
         self.stats.pages += len(pieces)
         self.stats.page_chars += sum(len(p) for p in pieces)
-        counts: list[PageCount | None]
-        if self.counter is None:
-            counts = [None] * len(pieces)
-            if progress:
-                progress(len(pieces))
-        else:
-            budget = self._budget
-            # A page may need cutting only when it is the current page and does not
-            # fit beside the fixed part even with every history page dropped.
-            min_fixed: list[int] = []
-            for s in sessions:
-                for t in range(len(s.steps)):
-                    lo = self._history_start(t)
-                    dropped = sum(self._c(self._dropped(k)) for k in range(lo, t))
-                    min_fixed.append(self._fixed_cost(s, t, lo) + dropped + self._overhead)
-            counts = list(
-                self.counter.count_pages(
-                    pieces,
-                    lambda i, n: min_fixed[i] + n > budget - 64,
-                    progress=progress,
-                )
-            )
+        counts = self._count(pieces, [(s, t) for s in sessions for t in range(len(s.steps))], progress)
         i = 0
         for s in sessions:
             n = len(s.steps)
             yield from self._session_rows(s, pieces[i : i + n], counts[i : i + n])
             i += n
+
+    def _count(
+        self,
+        pieces: list[str],
+        where: list[tuple[Session, int]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[PageCount | None]:
+        """Token counts of page pieces; ``where[i]`` is (session, step) of ``pieces[i]``.
+
+        A page may need cutting only when it is the current page and does not fit beside
+        the fixed part even with every history page dropped: only those keep cut points.
+        """
+        if self.counter is None:
+            if progress:
+                progress(len(pieces))
+            return [None] * len(pieces)
+        budget = self._budget
+        min_fixed: list[int] = []
+        for s, t in where:
+            lo = self._history_start(t)
+            dropped = sum(self._c(self._dropped(k)) for k in range(lo, t))
+            min_fixed.append(self._fixed_cost(s, t, lo) + dropped + self._overhead)
+        return list(
+            self.counter.count_pages(pieces, lambda i, n: min_fixed[i] + n > budget - 64, progress=progress)
+        )
+
+    def prompt_messages(self, session: Session, t: int) -> list[dict[str, str]]:
+        """The prompt of step ``t`` exactly as :meth:`iter_rows` writes it, from the
+        session's steps up to ``t``: earlier steps need their action (and rationale), step
+        ``t`` only its observation. A simulator builds every step's prompt here, so a
+        simulated shopper sees what training showed the model, byte for byte.
+        """
+        steps = session.steps
+        if not 0 <= t < len(steps):
+            raise IndexError(f"step {t} of a session with {len(steps)} steps")
+        for k in range(t):
+            if steps[k].action is None:
+                raise ValueError(f"session {session.session_id} step {k} has no action")
+        lo = self._history_start(t)
+        idx = list(range(lo, t + 1))
+        pieces = {k: page_piece(steps[k].observation.html) for k in idx}
+        # Only the current page can need cut points; history pages are counted whole.
+        counted = self._count([pieces[k] for k in idx], [(session, t)] * len(idx))
+        counts: dict[int, PageCount | None] = dict(zip(idx, counted, strict=True))
+        messages, _ = self._messages(session, t, lo, pieces, counts, self.personas[session.user_id].text)
+        return messages
 
     def _session_rows(
         self, session: Session, pieces: list[str], counts: list[PageCount | None]
@@ -358,31 +383,30 @@ class ExampleBuilder:
         outcome = session.outcome
         for t, step in enumerate(steps):
             lo = self._history_start(t)
-            plan: BudgetPlan | None = None
-            if self.counter is not None:
-                costs = ExampleCosts(
-                    fixed=self._fixed_cost(session, t, lo) + self._overhead,
-                    history_full=tuple(
-                        self._history_full(k, counts[k])  # type: ignore[arg-type]
-                        for k in range(lo, t)
-                    ),
-                    history_dropped=tuple(self._c(self._dropped(k)) for k in range(lo, t)),
-                    current_page=counts[t].tokens,  # type: ignore[union-attr]
-                    cut_marker=self._c(CUT_MARKER),
-                )
-                plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
-            if self.chat:
-                messages = self._chat_messages(session, t, lo, pieces, counts, plan, persona.text)
-            else:
-                user = self._user_message(session, t, lo, pieces, counts, plan, persona.text)
-                messages = [
-                    {"role": "system", "content": self.system},
-                    {"role": "user", "content": user},
-                ]
+            messages, plan = self._messages(session, t, lo, pieces, counts, persona.text)
             prompt_tokens = None
             if plan is not None:
                 prompt_tokens = self._verify_count(messages, plan, f"{session.session_id}#{t}")
             yield self._row(session, t, step, messages, persona.source_user_id, outcome, plan, prompt_tokens)
+
+    def _messages(self, session: Session, t: int, lo: int, pieces: Any, counts: Any,
+                  persona_text: str) -> tuple[list[dict[str, str]], BudgetPlan | None]:
+        """Step ``t``'s prompt messages and budget plan. ``pieces`` / ``counts`` are indexed
+        by step (a list over the session, or a mapping of the steps lo..t)."""
+        plan: BudgetPlan | None = None
+        if self.counter is not None:
+            costs = ExampleCosts(
+                fixed=self._fixed_cost(session, t, lo) + self._overhead,
+                history_full=tuple(self._history_full(k, counts[k]) for k in range(lo, t)),
+                history_dropped=tuple(self._c(self._dropped(k)) for k in range(lo, t)),
+                current_page=counts[t].tokens,
+                cut_marker=self._c(CUT_MARKER),
+            )
+            plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
+        if self.chat:
+            return self._chat_messages(session, t, lo, pieces, counts, plan, persona_text), plan
+        user = self._user_message(session, t, lo, pieces, counts, plan, persona_text)
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}], plan
 
     def _verify_count(self, messages: list[dict[str, str]], plan: BudgetPlan, example: str) -> int:
         """Exact-count some prompts: the first few (``auto``) or all of them (``all``).
@@ -563,21 +587,29 @@ def write_examples(
     counter: TokenCounter | None = None,
     console: Any = None,
 ) -> BuildStats:
-    """Build and write ``out_dir/{split}.parquet`` plus ``out_dir/build.json``."""
+    """Build and write ``out_dir/{split}.parquet`` plus ``out_dir/build.json``.
+
+    Everything is written into a temporary folder beside ``out_dir`` and moved in only
+    when complete (``build.json`` last), so an interrupted build leaves the previous
+    output or nothing, never a parquet file without its footer; other files already in
+    ``out_dir`` are kept (:func:`customer_r1.io.atomic_dir`).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from customer_r1.errors import BadValue
+    from customer_r1.io import atomic_dir
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     builder = ExampleBuilder(data, config, counter)
     splits = config.splits or data.splits
     missing = [s for s in splits if not data.split(s)]
     if missing:
-        raise ValueError(f"no sessions in split(s) {missing}; data has {data.splits}")
+        raise BadValue(f"no sessions in split(s) {missing}; data has {data.splits}", where="--split")
     total_pages = sum(len(s.steps) for sp in splits for s in data.split(sp))
-    with Progress(
+    with atomic_dir(out, last=("build.json",)) as tmp, Progress(
         TextColumn("[bold]building examples"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -589,7 +621,7 @@ def write_examples(
     ) as prog:
         task = prog.add_task("build", total=total_pages)
         for split in splits:
-            path = out / f"{split}.parquet"
+            path = tmp / f"{split}.parquet"
             writer: pq.ParquetWriter | None = None
             buf: list[dict[str, Any]] = []
             n = 0
@@ -604,18 +636,18 @@ def write_examples(
                 n += len(buf)
             writer.close()
             builder.stats.examples[split] = n
-    stats = builder.stats
-    stats.seconds = time.perf_counter() - t0
-    meta = {
-        "config": asdict(config),
-        "tokenizer": builder.counter.name if builder.counter else None,
-        "source": data.source,
-        "skipped_rows": data.skipped,
-        "stats": asdict(stats),
-        "click_type_lookup": click_type_lookup(data).to_dict(),
-        "system_prompt": builder.system,
-    }
-    (out / "build.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        stats = builder.stats
+        stats.seconds = time.perf_counter() - t0
+        meta = {
+            "config": asdict(config),
+            "tokenizer": builder.counter.name if builder.counter else None,
+            "source": data.source,
+            "skipped_rows": data.skipped,
+            "stats": asdict(stats),
+            "click_type_lookup": click_type_lookup(data).to_dict(),
+            "system_prompt": builder.system,
+        }
+        (tmp / "build.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
     return stats
 
 
@@ -669,12 +701,14 @@ def _flush(writer: Any, path: Path, rows: list[dict[str, Any]], pa: Any, pq: Any
 
 
 def read_examples(path: str | Path, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a built split (``path`` a build folder or a parquet file)."""
-    import pyarrow.parquet as pq
+    """Rows of a built split (``path`` a build folder or a parquet file). A missing or
+    corrupt file is a :class:`~customer_r1.errors.UserError` naming it."""
+    from customer_r1.errors import MissingFile
+    from customer_r1.io import read_parquet
 
     p = Path(path)
     if p.is_dir():
         p = p / f"{split}.parquet"
     if not p.exists():
-        raise FileNotFoundError(f"no built examples at {p}; run `customer-r1 data build` first")
-    return pq.read_table(p).to_pylist()
+        raise MissingFile(f"no built examples at {p}", hint="run `customer-r1 data build` first")
+    return read_parquet(p).to_pylist()

@@ -122,7 +122,9 @@ def prompt_token_stats(data: ShoppingData, *, tokenizer: str, budget: int | None
     """Prompt-token percentiles of the built examples, per split (and how many were cut)."""
     # Imported here: the builder pulls in tokenizers/transformers, which plain inspect avoids.
     from customer_r1.data.examples import BuildConfig, build_examples
+    from customer_r1.models import resolve_model
 
+    resolve_model(tokenizer, "--tokenizer", tokenizer_only=True)  # one-line error, not a Hub traceback
     config = (
         BuildConfig(tokenizer=tokenizer)
         if budget is None

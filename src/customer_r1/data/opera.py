@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from customer_r1.actions import CLICK_TYPES, Action
 from customer_r1.domain import (
@@ -34,6 +34,7 @@ from customer_r1.domain import (
     User,
     reduce_to_filtered,
 )
+from customer_r1.errors import BadInput, BadValue, MissingFile
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,14 @@ _MISSING_STRINGS = frozenset({"", "NaN", "nan"})
 _SPLIT_ORDER = {"train": 0, "validation": 1, "valid": 1, "dev": 1, "test": 2}
 
 
-class OperaFormatError(ValueError):
+class OperaFormatError(BadInput, ValueError):
     """A row (or a whole column) of an OPeRA table that cannot be loaded.
 
     ``file`` is the parquet path or Hub label, ``row`` the 0-based row inside it (None
     when the whole file is affected, e.g. a missing column), ``column`` the offending
     column (``element_meta.data`` and ``page_meta.<key>`` for JSON inside JSON), and
-    ``reason`` the short key a lenient load counts the skipped row under.
+    ``reason`` the short key a lenient load counts the skipped row under. A user
+    mistake (:class:`~customer_r1.errors.BadInput`): the CLI prints it in one line.
     """
 
     def __init__(
@@ -120,7 +122,8 @@ class OperaFormatError(ValueError):
         column: str,
         reason: str = "format",
     ) -> None:
-        super().__init__(message)
+        where = f"{file}: {'all rows' if row is None else f'row {row}'}, column {column!r}"
+        super().__init__(message, where=where, hint="--lenient skips malformed rows and counts them")
         self.message = message
         self.file = str(file)
         self.row = row
@@ -424,9 +427,11 @@ def _check_columns(table: _Table, kind: str, issues: _Issues) -> bool:
 
 
 def _read_parquet(path: Path, kind: str, split: str) -> _Table:
-    names = pq.read_schema(path).names
+    from customer_r1.io import read_parquet, read_parquet_metadata
+
+    names = read_parquet_metadata(path).schema.to_arrow_schema().names
     wanted = [c for c in (*REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]) if c in names]
-    return _from_arrow(pq.read_table(path, columns=wanted), str(path), split)
+    return _from_arrow(read_parquet(path, columns=wanted), str(path), split)
 
 
 def _from_arrow(table: pa.Table, label: str, split: str) -> _Table:
@@ -474,15 +479,15 @@ def _config_dir(src: Path, config: str) -> Path:
     if (src / "action").is_dir():
         named = {f"OPeRA_{c}": c for c in CONFIGS}.get(src.name)
         if named is not None and named != config:
-            raise ValueError(
-                f"{src} is the {named} config but config={config!r} was asked; "
-                f"pass config={named!r} or the folder above it"
+            raise BadValue(
+                f"{src} is the {named} config but config={config!r} was asked",
+                where="--config", hint=f"pass config={named!r} or the folder above it",
             )
         return src
     candidate = src / f"OPeRA_{config}"
     if (candidate / "action").is_dir():
         return candidate
-    raise FileNotFoundError(f"no OPeRA layout at {src}: expected {src}/action/ or {candidate}/action/")
+    raise MissingFile(f"no OPeRA layout at {src}: expected {src}/action/ or {candidate}/action/")
 
 
 def _order_splits(splits: Sequence[str]) -> list[str]:
@@ -496,17 +501,18 @@ def _local_tables(
     files = {kind: _split_files(base / kind) for kind in TABLES}
     found = _order_splits(list(files["action"]))
     if not found:
-        raise FileNotFoundError(f"no action parquet files under {base / 'action'}")
+        raise MissingFile(f"no action parquet files under {base / 'action'}")
     wanted = list(splits) if splits is not None else found
     unknown = [s for s in wanted if s not in files["action"]]
     if unknown:
-        raise FileNotFoundError(f"split(s) {unknown} not found under {base / 'action'}; found {found}")
+        raise MissingFile(f"split(s) {unknown} not found under {base / 'action'}; found {found}",
+                          where="--split")
     for split in wanted:
         tables: dict[str, list[_Table]] = {}
         for kind in TABLES:
             paths = files[kind].get(split)
             if not paths:
-                raise FileNotFoundError(
+                raise MissingFile(
                     f"no {kind} table for split {split!r}: expected "
                     f"{base / kind / split / (split + '.parquet')}"
                 )
@@ -523,10 +529,24 @@ def _hub_tables(
         tables: dict[str, list[_Table]] = {}
         for kind in TABLES:
             name = f"{config}_{kind}"
-            arrow = _arrow_of(datasets.load_dataset(repo, name, split=split))
+            arrow = _arrow_of(_load_hub_dataset(datasets, repo, name, split))
             keep = [c for c in (*REQUIRED_COLUMNS[kind], *OPTIONAL_COLUMNS[kind]) if c in arrow.column_names]
             tables[kind] = [_from_arrow(arrow.select(keep), f"{repo} [{name}, {split}]", split)]
         yield split, tables
+
+
+def _load_hub_dataset(datasets: Any, repo: str, name: str, split: str) -> Any:
+    """``datasets.load_dataset``; any failure to get the table is one user-facing error
+    (datasets raises a dozen types for "offline", "no such repo" and "no such split")."""
+    try:
+        return datasets.load_dataset(repo, name, split=split)
+    except Exception as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        what = (f"no local folder {repo} and the Hugging Face Hub is unreachable (HF_HUB_OFFLINE=1)"
+                if offline else f"cannot load {repo} [{name}, {split}] from the Hugging Face Hub: "
+                f"{type(exc).__name__}: {exc}")
+        raise MissingFile(what, where=repo, hint="check the id and the network, or pass a local "
+                          "OPeRA folder") from exc
 
 
 def is_hub_id(src: str | Path) -> bool:
@@ -682,7 +702,7 @@ def load_opera(
     session table, no action rows) and ``sessions_empty_after_reduction``.
     """
     if config not in CONFIGS:
-        raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
+        raise BadValue(f"config must be one of {CONFIGS}, got {config!r}", where="--config")
     if isinstance(splits, str):
         splits = [splits]
     if splits is not None and not splits:
@@ -693,7 +713,7 @@ def load_opera(
     else:
         path = Path(src)
         if not path.exists():
-            raise FileNotFoundError(f"{src} is neither a local path nor a Hub id (owner/name)")
+            raise MissingFile(f"{src} is neither a local path nor a Hub id (owner/name)")
         source = _local_tables(path, config, splits)
 
     users: dict[str, User] = {}

@@ -38,7 +38,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     from transformers import AutoTokenizer
 
     if name_or_path == "smollm2":
-        from customer_r1.training.bases import smollm2_dir
+        from customer_r1.assets import smollm2_dir
 
         name_or_path = str(smollm2_dir(with_model=False))
     if os.path.isdir(name_or_path) or not Path(name_or_path).exists():

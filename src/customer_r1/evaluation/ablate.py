@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from customer_r1.errors import BadValue
 from customer_r1.evaluation.ablations import AblationTable, run_ablations
 
 VARIANTS: dict[str, dict[str, str]] = {
@@ -63,13 +64,14 @@ def run_ablate(
     cfg = cfg or AblateConfig()
     unknown = [v for v in cfg.variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f"unknown ablation variant(s) {unknown}; known: {sorted(VARIANTS)}")
+        raise BadValue(f"unknown ablation variant(s) {unknown}; known: {sorted(VARIANTS)}", where="--variant")
     out = Path(out_dir)
     specs: dict[str, Path] = {}
     for variant in cfg.variants:
         model = models.get(variant) or models.get("default")
         if not model:
-            raise ValueError(f"no model for variant {variant!r}: pass one, or a default model")
+            raise BadValue(f"no model for variant {variant!r}: pass one, or a default model",
+                           where="--variant-model")
         built = out / "built" / variant
         if not (built / "build.json").exists():
             bcfg = BuildConfig(
@@ -99,6 +101,6 @@ def parse_models(default: str | None, per_variant: Sequence[str]) -> dict[str, s
     for item in per_variant:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise ValueError(f"--variant-model takes NAME=PATH, got {item!r}")
+            raise BadValue(f"--variant-model takes NAME=PATH, got {item!r}", where="--variant-model")
         models[name] = path
     return models

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from customer_r1.actions import ClickTypeLookup
+from customer_r1.errors import BadValue
 from customer_r1.evaluation.metrics import RULES
 from customer_r1.evaluation.paper import ABLATION_EXACT_MATCH, CUSTOMER_R1
 from customer_r1.evaluation.report import CeilingSource, RunResult, evaluate_run, fmt
@@ -125,7 +126,7 @@ def run_ablations(
     With ``out_dir``, writes ``ablations.md`` and ``ablations.json`` there.
     """
     if not specs:
-        raise ValueError("no runs to compare")
+        raise BadValue("no runs to compare", where="--run")
     runs: dict[str, RunResult] = {}
     for name, spec in specs.items():
         src = spec() if callable(spec) else spec
@@ -142,12 +143,12 @@ def run_ablations(
             deltas[name][key] = None if v is None or b is None else v - b
     table = AblationTable(base, runs, values, deltas)
     if out_dir is not None:
+        from customer_r1.io import atomic_write_text
+
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ablations.md").write_text(table.to_markdown(), encoding="utf-8")
-        (out / "ablations.json").write_text(
-            json.dumps(table.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        atomic_write_text(out / "ablations.md", table.to_markdown())
+        atomic_write_text(out / "ablations.json",
+                          json.dumps(table.to_dict(), indent=2, ensure_ascii=False) + "\n")
     return table
 
 
@@ -158,8 +159,8 @@ def parse_run_options(options: Sequence[str]) -> dict[str, str]:
         name, sep, path = opt.partition("=")
         name, path = name.strip(), path.strip()
         if not sep or not name or not path:
-            raise ValueError(f"--run expects NAME=PATH, got {opt!r}")
+            raise BadValue(f"--run expects NAME=PATH, got {opt!r}", where="--run")
         if name in out:
-            raise ValueError(f"run name {name!r} given twice")
+            raise BadValue(f"run name {name!r} given twice", where="--run")
         out[name] = path
     return out

@@ -22,7 +22,6 @@ On the synthetic world, exact match is also put beside the world's Bayes ceiling
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from customer_r1.actions import ACTION_TYPES, CLICK_TYPES
+from customer_r1.errors import BadInput, MissingFile
 from customer_r1.evaluation.metrics import INVALID, ScoredRow
 
 ACTION_TYPE_CATEGORIES: tuple[str, ...] = (*ACTION_TYPES, INVALID)
@@ -178,11 +178,15 @@ def fidelity(
 # ---------------------------------------------------------------------------- ceilings
 
 
+class CeilingsError(BadInput, KeyError):
+    """world.json has no ceilings for what was asked (a user mistake, also a ``KeyError``)."""
+
+
 def _world_json(path: Path) -> Path:
     for cand in (path, path / "world" / "world.json", path / "world.json"):
         if cand.is_file():
             return cand
-    raise FileNotFoundError(f"no world.json at {path} (looked for world/world.json, world.json)")
+    raise MissingFile(f"no world.json at {path} (looked for world/world.json, world.json)")
 
 
 def _as_fraction(value: Any) -> float:
@@ -208,7 +212,11 @@ def load_ceilings(
     if isinstance(source, Mapping):
         data: Mapping[str, Any] = source
     else:
-        data = json.loads(_world_json(Path(source)).read_text(encoding="utf-8"))
+        from customer_r1.io import read_json
+
+        data = read_json(_world_json(Path(source)))
+        if not isinstance(data, Mapping):
+            raise CeilingsError(f"{source}: world.json is not a JSON object")
     block: Mapping[str, Any] | None = None
     table = data.get("ceilings")
     if isinstance(table, Mapping) and table:
@@ -216,18 +224,19 @@ def load_ceilings(
             block = table
         elif split is not None:
             if split not in table:
-                raise KeyError(f"no ceilings for split {split!r}; have {sorted(table)}")
+                raise CeilingsError(f"no ceilings for split {split!r}; have {sorted(table)}", where="--split")
             block = table[split]
         elif "test" in table:
             block = table["test"]
         elif len(table) == 1:
             block = next(iter(table.values()))
         else:
-            raise KeyError(f"several splits have ceilings ({sorted(table)}); pick one with split")
+            raise CeilingsError(f"several splits have ceilings ({sorted(table)})",
+                                hint="pick one with --split")
     elif "ceiling_persona" in data:
         block = data
     if block is None or "ceiling_persona" not in block:
-        raise KeyError("world.json has no ceiling_persona (under ceilings.<split> or top level)")
+        raise CeilingsError("world.json has no ceiling_persona (under ceilings.<split> or top level)")
     out = {"ceiling_persona": _as_fraction(block["ceiling_persona"])}
     if block.get("ceiling_blind") is not None:
         out["ceiling_blind"] = _as_fraction(block["ceiling_blind"])

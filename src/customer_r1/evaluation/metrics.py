@@ -46,6 +46,7 @@ from customer_r1.actions import (
     exact_match,
     try_parse,
 )
+from customer_r1.errors import BadFile, MissingFile
 
 #: Predicted action-type label of an unparsable prediction (never a real class).
 INVALID = "invalid"
@@ -150,19 +151,28 @@ class Scores:
 
 
 def load_preds(path: str | Path) -> list[dict[str, Any]]:
-    """Read a preds.jsonl file (blank lines skipped); a bad line names its line number."""
+    """Read a preds.jsonl file (blank lines skipped); a bad line names its line number
+    (:class:`~customer_r1.errors.BadFile`, also a ``ValueError``)."""
     rows: list[dict[str, Any]] = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            rows.append(obj)
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFile(f"no preds file {p}", hint="write one with `customer-r1 eval predict`")
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        lines = fh.readlines()
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            torn = lineno == last and not line.endswith("\n")
+            hint = ("a torn last line is what a killed `eval predict` leaves: re-run it to repair the file"
+                    if torn else "the file was cut or edited; regenerate it with `eval predict`")
+            raise BadFile(f"{path}:{lineno}: not valid JSON ({exc.msg})", hint=hint) from exc
+        if not isinstance(obj, dict):
+            raise BadFile(f"{path}:{lineno}: expected a JSON object")
+        rows.append(obj)
     return rows
 
 
@@ -193,7 +203,8 @@ def gold_action(row: Mapping[str, Any]) -> Action:
     """The row's true action; a row without one is a broken file, not a wrong prediction."""
     gold = _action_or_none(row.get("action_json_true"))
     if gold is None:
-        raise ValueError(f"row {row.get('example_id')!r} has no valid action_json_true")
+        raise BadFile(f"row {row.get('example_id')!r} has no valid action_json_true",
+                      hint="is this a preds.jsonl written by `customer-r1 eval predict`?")
     return gold
 
 
@@ -211,15 +222,17 @@ def lookup_from_rows(rows: Iterable[Mapping[str, Any]]) -> ClickTypeLookup:
 def load_click_type_lookup(path: str | Path) -> ClickTypeLookup:
     """Read a lookup from ``build.json`` (key ``click_type_lookup``), from the built
     directory holding it, or from a bare ``{"exact": ..., "by_suffix": ...}`` file."""
+    from customer_r1.io import read_json
+
     p = Path(path)
     if p.is_dir():
         p = p / "build.json"
-    data = json.loads(p.read_text(encoding="utf-8"))
+    data = read_json(p)
     if isinstance(data, dict) and isinstance(data.get("click_type_lookup"), dict):
         return ClickTypeLookup.from_dict(data["click_type_lookup"])
     if isinstance(data, dict) and ("exact" in data or "by_suffix" in data):
         return ClickTypeLookup.from_dict(data)
-    raise ValueError(f"{p}: no click_type_lookup found")
+    raise BadFile(f"{p}: no click_type_lookup found", hint="pass the build.json of `customer-r1 data build`")
 
 
 def merged_lookup(

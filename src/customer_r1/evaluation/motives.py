@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from customer_r1.actions import Action, exact_match
+from customer_r1.errors import BadFile
 from customer_r1.evaluation.metrics import gold_action, load_preds, predicted_action
 from customer_r1.evaluation.report import _md_table
 from customer_r1.world.export import PolicyRow
@@ -46,9 +47,9 @@ def _policy_rows(
     for p in preds:
         key = (p["session_id"], int(p["step_index"]))
         if key not in steps:
-            raise ValueError(
+            raise BadFile(
                 f"prediction for {p.get('example_id', key)!r}: session {key[0]!r} step {key[1]} "
-                "is not in the world's policy sidecar (wrong world or split?)"
+                "is not in the world's policy sidecar", hint="wrong world or --split?"
             )
         yield p, steps[key]
 

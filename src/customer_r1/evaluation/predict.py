@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from customer_r1.actions import try_parse
+from customer_r1.errors import BadValue, MissingFile, UserError
 from customer_r1.evaluation.backends.base import Backend, Generation
 
 MODES = ("free", "ranked")
@@ -41,6 +42,12 @@ GROUND_TRUTH_COLUMNS = (
 )
 
 
+
+class BackendFailing(UserError, RuntimeError):
+    """Every prediction so far failed: a systematic problem (a server that is down, a
+    wrong model name, no memory for the prompts), not one bad row."""
+
+
 # --------------------------------------------------------------------------- examples
 
 
@@ -51,18 +58,19 @@ def resolve_split_path(data: str | Path, split: str) -> Path:
         f = p / f"{split}.parquet"
         if not f.exists():
             have = sorted(x.stem for x in p.glob("*.parquet"))
-            raise FileNotFoundError(f"{f} not found (splits here: {have or 'none'})")
+            raise MissingFile(f"{f} not found (splits here: {have or 'none'})", where="--split",
+                              hint="choose one of the splits with --split")
         return f
     if not p.exists():
-        raise FileNotFoundError(f"{p} not found")
+        raise MissingFile(f"{p} not found", where="--data")
     return p
 
 
 def load_examples(data: str | Path, split: str = "test", limit: int | None = None) -> list[dict[str, Any]]:
     """Built-example rows of one split as plain dicts (prompt as a list of messages)."""
-    import pyarrow.parquet as pq
+    from customer_r1.io import read_parquet
 
-    rows = pq.read_table(resolve_split_path(data, split)).to_pylist()
+    rows = read_parquet(resolve_split_path(data, split), where="--data").to_pylist()
     return rows[:limit] if limit is not None else rows
 
 
@@ -232,10 +240,10 @@ def _resolve_backend(backend: Any, mode: str, **hf_kwargs: Any) -> tuple[Any, An
         return None, backend
     if isinstance(backend, HFBackend):
         return backend, None
-    raise ValueError(
+    raise BadValue(
         "ranked mode scores every candidate action with the model's log-probabilities, so it "
-        "needs a local model (--model PATH); an HTTP endpoint or vLLM can only generate "
-        "(use --mode free)"
+        "needs a local model (--model PATH); an HTTP endpoint or vLLM can only generate",
+        where="--mode", hint="use --mode free",
     )
 
 
@@ -282,9 +290,9 @@ def run_predict(
     )
     other_modes = sorted({str(r.get("mode")) for r in done.values()} - {mode})
     if other_modes:
-        raise ValueError(
+        raise BadValue(
             f"{out} holds predictions made in mode {', '.join(other_modes)}; resuming it in mode "
-            f"{mode!r} would mix the two: choose another --out"
+            f"{mode!r} would mix the two", where="--out", hint="choose another --out",
         )
     todo: list[dict[str, Any]] = []
     seen = set(done)
@@ -324,10 +332,10 @@ def run_predict(
             advance(len(rows))
             if stats.backend_failures >= fail_fast_after and stats.backend_failures == stats.written:
                 # Nothing has worked yet: a systematic problem, not a bad row.
-                raise RuntimeError(
+                raise BackendFailing(
                     f"the first {stats.written} predictions all failed (last: "
-                    f"{rows[-1]['backend_error']}); stopping. {out} keeps them; a re-run "
-                    "retries them"
+                    f"{rows[-1]['backend_error']}); stopping", where=str(out),
+                    hint="the file keeps them; a re-run retries them",
                 )
     stats.seconds = time.perf_counter() - start
     return stats

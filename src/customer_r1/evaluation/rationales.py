@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from customer_r1.actions import Action, format_target
+from customer_r1.errors import BadValue, MissingFile
 from customer_r1.evaluation.backends.base import Backend
-from customer_r1.evaluation.predict import ProgressBar, append_jsonl, load_jsonl_checkpoint
+from customer_r1.evaluation.predict import ProgressBar, RepairReport, append_jsonl, load_jsonl_checkpoint
+from customer_r1.io import atomic_file, atomic_write_text, read_parquet
 
 CACHE_NAME = "rationales.jsonl"
 MAX_RATIONALE_CHARS = 600
@@ -136,6 +138,20 @@ class RationaleStats:
     applied: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: What resuming found in ``rationales.jsonl`` (a torn last line after a kill, ...).
+    repair: RepairReport = field(default_factory=RepairReport)
+
+
+def check_paths(data: str | Path, out_dir: str | Path) -> list[Path]:
+    """The parquet files of ``data``; raises when there are none or ``out_dir`` is ``data``."""
+    src = Path(data)
+    out = Path(out_dir)
+    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
+        raise BadValue("--out must differ from --data: the input is left unchanged", where="--out")
+    files = sorted(src.glob("*.parquet")) if src.is_dir() else [src]
+    if not files or not files[0].exists():
+        raise MissingFile(f"no parquet files in {src}", where="--data")
+    return files
 
 
 def synthesize_rationales(
@@ -159,19 +175,15 @@ def synthesize_rationales(
 
     src = Path(data)
     out = Path(out_dir)
-    if out.resolve() == (src if src.is_dir() else src.parent).resolve():
-        raise ValueError("--out must differ from --data: the input is left unchanged")
+    files = check_paths(src, out)
     out.mkdir(parents=True, exist_ok=True)
-    files = sorted(src.glob("*.parquet")) if src.is_dir() else [src]
-    if not files:
-        raise FileNotFoundError(f"no parquet files in {src}")
     targets = {f for f in files if f.stem in splits or not src.is_dir()}
-    tables = {f: pq.read_table(f) for f in files}
+    tables = {f: read_parquet(f, where="--data") for f in files}
     rows_by_file = {f: tables[f].to_pylist() for f in targets}
 
     cache_path = out / CACHE_NAME
-    cache, _ = load_jsonl_checkpoint(cache_path, keep=lambda r: bool(r.get("rationale")))
-    stats = RationaleStats(out)
+    cache, repair = load_jsonl_checkpoint(cache_path, keep=lambda r: bool(r.get("rationale")))
+    stats = RationaleStats(out, repair=repair)
     need = [r for f in sorted(rows_by_file) for r in rows_by_file[f] if needs_synthesis(r)]
     stats.needed = len(need)
     todo = [r for r in need if str(r["example_id"]) not in cache]
@@ -215,7 +227,8 @@ def synthesize_rationales(
         dest = out / f.name
         if f not in targets:
             if f.resolve() != dest.resolve():
-                shutil.copyfile(f, dest)
+                with atomic_file(dest) as tmp:
+                    shutil.copyfile(f, tmp)
             continue
         rows = []
         for r in rows_by_file[f]:
@@ -248,4 +261,4 @@ def _write_build_json(src: Path, out: Path, backend: Any, stats: RationaleStats)
         "still_missing": stats.needed - stats.applied,
         "cache": CACHE_NAME,
     }
-    (out / "build.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(out / "build.json", json.dumps(meta, indent=2, ensure_ascii=False))

@@ -24,6 +24,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from customer_r1.actions import ClickTypeLookup
+from customer_r1.errors import BadFile, MissingFile
 from customer_r1.evaluation.fidelity import (
     FIDELITY_RULE,
     Fidelity,
@@ -114,6 +115,8 @@ def evaluate_run(
     comparison; the split is ``split``, else the rows' own ``split`` when they agree.
     """
     raw = load_preds(preds) if isinstance(preds, (str, Path)) else list(preds)
+    if not raw and isinstance(preds, (str, Path)):
+        raise BadFile(f"{preds} holds no predictions", hint="is `customer-r1 eval predict` still running?")
     rows = prepare_rows(raw, lookup)
     scores = score_rows(rows)
     ceil = None
@@ -126,9 +129,11 @@ def evaluate_run(
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    from customer_r1.io import read_json
+
     if not path.is_file():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = read_json(path)
     return data if isinstance(data, dict) else None
 
 
@@ -138,8 +143,10 @@ def load_run_dir(
     lookup: ClickTypeLookup | None = None,
     ceilings: CeilingSource | None = None,
 ) -> RunResult:
-    """Score one RUN_DIR (see module doc for what it may hold)."""
+    """Score one RUN_DIR (see module doc for what it may hold), or a preds.jsonl file."""
     d = Path(run_dir)
+    if d.is_file():
+        return evaluate_run(d, label=d.parent.name, lookup=lookup, ceilings=ceilings)
     meta = _read_json(d / "run.json") or {}
     label = str(meta.get("label") or d.name)
     if lookup is None:
@@ -152,7 +159,8 @@ def load_run_dir(
         return evaluate_run(preds, label=label, lookup=lookup, ceilings=ceilings)
     stored = _read_json(d / "metrics.json")
     if stored is None:
-        raise FileNotFoundError(f"{d}: neither preds.jsonl nor metrics.json")
+        raise MissingFile(f"{d}: neither preds.jsonl nor metrics.json",
+                          hint="pass a run folder of `eval predict`")
     flat = stored.get("metrics", stored)
     fid = stored.get("fidelity") or {}
     flat = {**flat, **{k: fid.get(k) for k in ("mean_js_action_type", "mean_js_click_type")}}
@@ -470,24 +478,28 @@ def write_report(
     each run's own ``run.json`` ``build_json`` or ``build.json``, else the preds' gold pairs.
     Returns the path of ``report.md``.
     """
+    from customer_r1.io import atomic_dir
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     lookup = load_click_type_lookup(click_types) if click_types else None
     results = [load_run_dir(d, lookup=lookup, ceilings=ceilings) for d in run_dirs]
-    taken: set[str] = set()
-    plots = [write_plots(r, out, _slug(r.label, taken)) for r in results]
-    plot_summary(results, out / "summary_metrics.png")
-    md = render_markdown(results, plots)
-    md += "\n![headline metrics](summary_metrics.png)\n"
-    (out / "report.md").write_text(md, encoding="utf-8")
-    payload = {
-        "units": "fractions in [0, 1] (report.md shows percent); JS in bits, [0, 1]; "
-        "paper rows in percent as published",
-        "runs": [r.to_dict() for r in results],
-        "paper": [p.to_dict() for p in PAPER_ROWS],
-        "rules": {**RULES, "fidelity": FIDELITY_RULE},
-        "plots": {"runs": plots, "summary": "summary_metrics.png"},
-    }
-    (out / "report.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
-                                     encoding="utf-8")
+    # Written into a temporary folder and moved in when complete (report.md last), so an
+    # interrupted report never leaves a report.md whose plots or JSON are missing.
+    with atomic_dir(out, last=("report.json", "report.md")) as tmp:
+        taken: set[str] = set()
+        plots = [write_plots(r, tmp, _slug(r.label, taken)) for r in results]
+        plot_summary(results, tmp / "summary_metrics.png")
+        md = render_markdown(results, plots)
+        md += "\n![headline metrics](summary_metrics.png)\n"
+        (tmp / "report.md").write_text(md, encoding="utf-8")
+        payload = {
+            "units": "fractions in [0, 1] (report.md shows percent); JS in bits, [0, 1]; "
+            "paper rows in percent as published",
+            "runs": [r.to_dict() for r in results],
+            "paper": [p.to_dict() for p in PAPER_ROWS],
+            "rules": {**RULES, "fidelity": FIDELITY_RULE},
+            "plots": {"runs": plots, "summary": "summary_metrics.png"},
+        }
+        (tmp / "report.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
+                                         encoding="utf-8")
     return out / "report.md"

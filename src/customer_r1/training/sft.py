@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from customer_r1.errors import BadValue
 from customer_r1.training.common import (
     callbacks_for,
     load_examples,
@@ -47,7 +48,8 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
     extra: dict[str, Any] = {"train_examples": len(train)}
     if script_args.pack_sessions:
         if training_args.completion_only_loss is False:
-            raise ValueError("pack_sessions needs completion_only_loss (the loss mask is the packing)")
+            raise BadValue("pack_sessions needs completion_only_loss (the loss mask is the packing)",
+                           where="completion_only_loss")
         training_args.completion_only_loss = True
         train, stats = _pack(train, tokenizer, training_args.max_length)
         extra.update(

@@ -18,27 +18,26 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from customer_r1.actions import Action
-from customer_r1.world.stats import OPERA_REFERENCE
+from customer_r1.data.opera_write import (
+    ACTION_SCHEMA,
+    SESSION_SCHEMA,
+    USER_SCHEMA,
+    WINDOW,
+    user_row,
+    write_table,
+)
+from customer_r1.world.stats import OPERA_REFERENCE, world_stats
 
 if TYPE_CHECKING:
     from customer_r1.world.generate import Progress, World, WorldStep
     from customer_r1.world.pages import Page
 
 FORMAT_VERSION = 1
-ACTION_COLUMNS = ("session_id", "action_id", "timestamp", "action_type", "click_type",
-                  "semantic_id", "mouse_position", "element_meta", "url", "window_size",
-                  "page_meta", "simplified_html", "rationale", "products", "input_text", "image")
-ACTION_SCHEMA = pa.schema([(c, pa.string()) for c in ACTION_COLUMNS])
-SESSION_SCHEMA = pa.schema([("session_id", pa.string()), ("user_id", pa.string()),
-                            ("action_count", pa.int64())])
-USER_SCHEMA = pa.schema([(c, pa.string()) for c in (
-    "user_id", "survey", "raw_survey", "interview_transcript", "interview_transcript_processed")])
 POLICY_SCHEMA = pa.schema([
     ("action_id", pa.string()), ("session_id", pa.string()), ("step_index", pa.int32()),
     ("actions", pa.list_(pa.string())), ("probs", pa.list_(pa.float64())),
     ("blind_probs", pa.list_(pa.float64())), ("motive", pa.string()),
 ])
-WINDOW = json.dumps({"width": 1920, "height": 934})
 CHUNK = 256  # rows rendered and written at a time (OPeRA-sized pages are ~100k chars)
 
 
@@ -127,19 +126,17 @@ def export_world(world: World, out_dir: str | Path,
                 done += len(arows)
                 if progress is not None:
                     progress(done, total)
-        _write(root / "session" / split / f"{split}.parquet", SESSION_SCHEMA, [
+        write_table(root / "session" / split / f"{split}.parquet", SESSION_SCHEMA, [
             {"session_id": s.session_id, "user_id": s.user_id, "action_count": len(s.steps)}
             for s in sessions])
         uids = list(dict.fromkeys(s.user_id for s in sessions))
-        _write(root / "user" / split / f"{split}.parquet", USER_SCHEMA, [
-            {"user_id": u, "survey": _dumps(world.users[u].survey),
-             "raw_survey": _dumps(world.users[u].survey), "interview_transcript": None,
-             "interview_transcript_processed": None} for u in uids])
+        write_table(root / "user" / split / f"{split}.parquet", USER_SCHEMA,
+                    [user_row(u, world.users[u].survey) for u in uids])
     info = {
         "format": FORMAT_VERSION,
         "config": asdict(world.config),
         "ceilings": {sp: world.ceilings(sp) for sp in world.splits} | {"all": world.ceilings()},
-        "stats": world.stats(),
+        "stats": world_stats(world),
         "opera_reference": OPERA_REFERENCE,
         "ceiling_method": (
             "persona: mean over steps of max_a p(a | page, history, persona). blind: mean of "
@@ -152,11 +149,6 @@ def export_world(world: World, out_dir: str | Path,
     }
     (out / "world" / "world.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
-
-
-def _write(path: Path, schema: pa.Schema, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
 def load_world_info(out_dir: str | Path) -> dict[str, Any]:

@@ -59,6 +59,12 @@ class WorldConfig:
     #: every session (and the test split) of the same config without them is unchanged:
     #: more training data for the same test set.
     extra_train_sessions: int = 0
+    #: Site variants of the training sessions (built-in names of
+    #: :data:`customer_r1.world.variants.BUILTIN_VARIANTS`, ``control`` included): when
+    #: given, each train session's site is drawn uniformly from them, from a stream of its
+    #: own, so an empty mix leaves every byte of the world unchanged. Test sessions stay
+    #: on the control site.
+    variant_mix: tuple[str, ...] = ()
 
     @property
     def total_sessions(self) -> int:
@@ -80,6 +86,15 @@ class WorldConfig:
             raise ValueError("population must be >= 1")
         if self.max_steps < 4:
             raise ValueError("max_steps must be >= 4")
+        from customer_r1.world.variants import BUILTIN_VARIANTS
+
+        if isinstance(self.variant_mix, str):
+            raise ValueError("variant_mix must be a list of variant names, not a string")
+        object.__setattr__(self, "variant_mix", tuple(self.variant_mix))
+        unknown = [v for v in self.variant_mix if v not in BUILTIN_VARIANTS]
+        if unknown:
+            raise ValueError(f"unknown variant(s) in variant_mix: {unknown}; built-in: "
+                             f"{', '.join(BUILTIN_VARIANTS)}")
 
 
 @dataclass(slots=True)
@@ -107,6 +122,7 @@ class WorldStep:
     products: list[dict[str, str]] | None = None
     element_meta: dict[str, str] | None = None
     mouse: dict[str, int] = field(default_factory=dict)
+    variant: str = "control"  # the site variant the step's page is rendered on
 
     @property
     def ceil_persona(self) -> float:
@@ -125,6 +141,7 @@ class WorldSession:
     user_id: str
     split: str
     steps: list[WorldStep]
+    variant: str = "control"  # the site variant (built-in name) of the session
 
     @property
     def outcome(self) -> str:
@@ -142,13 +159,24 @@ class World:
     users: dict[str, WorldUser]
     sessions: list[WorldSession]
     population: TraitTable
+    _sites: dict[str, Shop] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def page_size(self) -> PageSize:
         return self.config.page_size  # type: ignore[return-value]
 
+    def site(self, variant: str = "control") -> Shop:
+        """The shop on a built-in site variant (``control``: :attr:`shop` itself)."""
+        if variant == "control":
+            return self.shop
+        if variant not in self._sites:
+            from customer_r1.world.variants import BUILTIN_VARIANTS
+
+            self._sites[variant] = self.shop.with_variant(BUILTIN_VARIANTS[variant])
+        return self._sites[variant]
+
     def page(self, s: WorldStep) -> Page:
-        return build_page(s.state, self.shop, self.page_size)
+        return build_page(s.state, self.site(s.variant), self.page_size)
 
     def split(self, name: str) -> list[WorldSession]:
         return [s for s in self.sessions if s.split == name]
@@ -165,16 +193,6 @@ class World:
         cp = float(np.mean([st.ceil_persona for st in steps]))
         cb = float(np.mean([st.ceil_blind for st in steps]))
         return {"ceiling_persona": cp, "ceiling_blind": cb, "gap": cp - cb, "steps": len(steps)}
-
-    def stats(self) -> dict[str, Any]:
-        from customer_r1.world.stats import world_stats
-
-        return world_stats(self)
-
-    def export(self, out_dir: str, progress: Progress | None = None) -> dict[str, Any]:
-        from customer_r1.world.export import export_world
-
-        return export_world(self, out_dir, progress=progress)
 
     def to_shopping_data(self) -> ShoppingData:
         """The world as domain objects, exactly what loading its export gives."""
@@ -196,11 +214,18 @@ class World:
         return ShoppingData(users, sessions, source="world")
 
 
-def generate_world(config: WorldConfig | None = None, progress: Progress | None = None) -> World:
-    """Draw a catalog, shoppers and their sessions; deterministic for ``config.seed``."""
+def _seeds(cfg: WorldConfig) -> list[np.random.SeedSequence]:
+    """The world's independent streams: catalog, users, population, sessions, blind filter."""
+    return np.random.SeedSequence(cfg.seed).spawn(5)
+
+
+def world_base(config: WorldConfig | None = None, *, population: bool = True) -> World:
+    """The world without sessions: catalog, shop and shoppers, exactly as
+    :func:`generate_world` draws them for the same config (each from its own stream), so
+    a simulator rebuilds a generated world's shop and shoppers from its ``world.json``
+    in milliseconds. ``population=False`` skips the persona-blind population (empty)."""
     cfg = config or WorldConfig()
-    root = np.random.SeedSequence(cfg.seed)
-    s_cat, s_users, s_pop, s_sess, s_blind = root.spawn(5)
+    s_cat, s_users, s_pop, _, _ = _seeds(cfg)
     catalog = generate_catalog(np.random.default_rng(s_cat), n_categories=cfg.categories,
                                n_brands=cfg.brands,
                                products_per_category=cfg.products_per_category,
@@ -217,10 +242,18 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
         users[uid] = WorldUser(uid, tr, survey_for(tr, urng, labels))
 
     prng = np.random.default_rng(s_pop)
-    population = TraitTable.from_traits(
-        [sample_traits(prng, brands, cats) for _ in range(cfg.population)], brands, cats)
+    pop = [sample_traits(prng, brands, cats) for _ in range(cfg.population if population else 0)]
+    return World(cfg, catalog, shop, users, [], TraitTable.from_traits(pop, brands, cats))
 
-    world = World(cfg, catalog, shop, users, [], population)
+
+def generate_world(config: WorldConfig | None = None, progress: Progress | None = None) -> World:
+    """Draw a catalog, shoppers and their sessions; deterministic for ``config.seed``."""
+    cfg = config or WorldConfig()
+    world = world_base(cfg)
+    catalog, users, population = world.catalog, world.users, world.population
+    brands = list(catalog.brands)
+    cats = [c.key for c in catalog.categories]
+    _, _, _, s_sess, s_blind = _seeds(cfg)
     per = cfg.sessions_per_user + cfg.extra_train_sessions
     total = cfg.total_sessions
     start = datetime.fromisoformat(cfg.start_date).replace(hour=8, tzinfo=UTC)
@@ -237,7 +270,11 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
         for j in range(per):
             t0 = t0 + timedelta(days=float(rng.uniform(0.5, 3.0)))
             split = "test" if j in test_idx else "train"
-            world.sessions.append(_session(world, u, blind, split, t0, rng))
+            variant = "control"
+            if cfg.variant_mix and split == "train":  # a stream of its own per session
+                vrng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5A17, ui, j]))
+                variant = cfg.variant_mix[int(vrng.integers(len(cfg.variant_mix)))]
+            world.sessions.append(_session(world, u, blind, split, t0, rng, variant))
             if progress is not None:
                 progress(ui * per + j + 1, total)
     return world
@@ -302,8 +339,8 @@ class BlindFilter:
 
 
 def _session(world: World, user: WorldUser, blind: BlindFilter, split: str, t0: datetime,
-             rng: np.random.Generator) -> WorldSession:
-    cfg, shop = world.config, world.shop
+             rng: np.random.Generator, variant: str = "control") -> WorldSession:
+    cfg, shop = world.config, world.site(variant)
     prods = shop.catalog.products
     all_ids = sorted(prods)
     deals = tuple(all_ids[int(i)] for i in rng.choice(len(all_ids), size=cfg.deals,
@@ -337,7 +374,7 @@ def _session(world: World, user: WorldUser, blind: BlindFilter, split: str, t0: 
             products=_products(shop, state, el.effect.kind) if el is not None else None,
             element_meta=_element_meta(shop, state, el.meta if el is not None else None,
                                        action),
-            mouse=_mouse(rng) if action.type == "click" else {},
+            mouse=_mouse(rng) if action.type == "click" else {}, variant=variant,
         ))
         blind.observe(dec.weights[:n, mi], table.accessed)
         mem.update(state, page, action, motive)
@@ -345,7 +382,7 @@ def _session(world: World, user: WorldUser, blind: BlindFilter, split: str, t0: 
         if not state.ended:
             t = t + timedelta(milliseconds=int(1000 * min(120.0, rng.lognormal(2.2, 0.6))))
     sid = f"{user.user_id}_{_iso_us(session_start)}_{_iso_us(t)}"
-    return WorldSession(sid, user.user_id, split, steps)
+    return WorldSession(sid, user.user_id, split, steps, variant)
 
 
 def _sample(p: np.ndarray, rng: np.random.Generator) -> int:

@@ -7,6 +7,12 @@ effect a click has, so the shop (``shop.step``) and the shopper policy read the 
 page. ``compact`` pages keep a handful of short names for CPU training; ``opera``
 pages add carousels, product details and long footers to reach OPeRA's page length
 without changing what the shopper does.
+
+The shop's site variant (``shop.variant``, see :mod:`customer_r1.world.variants`) decides
+what is shown: on the control site the pages are exactly those of the shop without
+variants; a variant hides reviews, ratings, brand filters, deals or related searches,
+moves the buybox below the product details, or changes the default sort (search effects
+carry it), while prices and results per page come scaled from ``variant.apply``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, Literal
 from customer_r1.world.catalog import Product
 from customer_r1.world.naming import element_name, option_name, slug
 from customer_r1.world.shop import Effect, Shop, ShopConfig, ShopState
+from customer_r1.world.variants import CONTROL, SiteVariant
 
 PageSize = Literal["compact", "opera"]
 PAGE_SIZES: tuple[str, ...] = ("compact", "opera")
@@ -77,8 +84,9 @@ class Page:
 class _Doc:
     """Collects HTML pieces and registered elements while a page is built."""
 
-    def __init__(self, opera: bool) -> None:
+    def __init__(self, opera: bool, variant: SiteVariant = CONTROL) -> None:
         self.opera = opera
+        self.v = variant
         self.parts: list[str] = []
         self.elements: dict[str, Element] = {}
         self.roles: dict[str, str] = {}
@@ -129,23 +137,30 @@ def _attrs(attrs: dict[str, str]) -> str:
     return "".join(f' {k.replace("_", "-")}="{escape(v)}"' for k, v in attrs.items())
 
 
-def display_title(p: Product, size: PageSize) -> str:
-    """Short titles on compact pages; OPeRA-length marketplace titles otherwise."""
+def display_title(p: Product, size: PageSize, ratings: bool = True) -> str:
+    """Short titles on compact pages; OPeRA-length marketplace titles otherwise (with the
+    star rating unless ``ratings`` is False)."""
     if size == "compact":
         return p.title
     extra = {"color": "Multiple Colors", "size": "Several Sizes", "style": "Several Styles"}
+    rated = f", Rated {p.rating} Stars" if ratings else ""
     return (f"{p.title}, Premium {p.category.title()} by {p.brand} - "
-            f"{extra.get(p.option_dim, 'One Size')}, Rated {p.rating} Stars")
+            f"{extra.get(p.option_dim, 'One Size')}{rated}")
 
 
 def _money(x: float) -> str:
     return f"${x:,.2f}"
 
 
+_SORT_LABELS = {"featured": "Featured", "price": "Price: low to high",
+                "rating": "Avg. customer review"}
+
+
 def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
     """Render the page for ``state``: HTML, URL, page_meta and the named elements."""
     opera = size == "opera"
-    d = _Doc(opera)
+    v = shop.variant
+    d = _Doc(opera, v)
     cat = shop.catalog
     prods = cat.products
     d.w("<html><head></head><body>" if opera else "<html><body>")
@@ -155,32 +170,34 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
                                              else ""}]}
     kind = state.page
     if kind == "home":
-        listing = state.deals
         url = f"{HOST}/"
-        d.open("div", "deals", role="region", aria_label="Today's deals")
-        d.text("h2", "Today's deals")
-        for pid in state.deals:
-            _product_link(d, "deals", prods[pid], size, "promotion_items")
-        d.close("div")
-        meta["promotion_items"] = [_pmeta(prods[p]) for p in state.deals]
+        if v.deals:
+            listing = state.deals
+            d.open("div", "deals", role="region", aria_label="Today's deals")
+            d.text("h2", "Today's deals")
+            for pid in state.deals:
+                _product_link(d, "deals", prods[pid], size, "promotion_items")
+            d.close("div")
+            meta["promotion_items"] = [_pmeta(prods[p], v) for p in state.deals]
     elif kind == "search":
         url = f"{HOST}/s?URL_MASKED"
         listing = _search(d, state, shop, size)
-        meta["search_results"] = [_pmeta(prods[p]) for p in listing]
+        meta["search_results"] = [_pmeta(prods[p], v) for p in listing]
     elif kind == "product":
         url = f"{HOST}/{slug(prods[state.product].title).replace('_', '-')}/dp/" \
               f"{state.product}?URL_MASKED"
         _product(d, state, shop, size)
         p = prods[state.product]
-        meta["product_details"] = [{**_pmeta(p), "brand": p.brand,
-                                    "review_count": str(p.review_count)}]
+        meta["product_details"] = [{**_pmeta(p, v), "brand": p.brand}
+                                   | ({} if v.hide_ratings
+                                      else {"review_count": str(p.review_count)})]
         if p.option_dim:
             meta["product_options"] = [{"name": p.option_dim, "values": list(p.option_values),
                                         "selected": state.option or p.option_values[0]}]
     elif kind == "reviews":
         url = f"{HOST}/product-reviews/{state.product}?URL_MASKED"
         _reviews(d, state, shop, size)
-        meta["product_details"] = [_pmeta(prods[state.product])]
+        meta["product_details"] = [_pmeta(prods[state.product], v)]
     elif kind == "store":
         url = f"{HOST}/stores/{state.store_brand}/page?URL_MASKED"
         listing = shop.store(state)
@@ -192,7 +209,7 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
             d.el("a", element_name(None, text="Back to results"), "Back to results",
                  "page_related", Effect("back_results"), key="back_results", href="/s")
         d.close("div")
-        meta["search_results"] = [_pmeta(prods[p]) for p in listing]
+        meta["search_results"] = [_pmeta(prods[p], v) for p in listing]
     elif kind == "cart":
         url = f"{HOST}/cart?URL_MASKED"
         _cart(d, state, shop, size)
@@ -222,7 +239,7 @@ def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.el("input", element_name("nav_bar", part="search_input"), "", None, Effect("type"),
          key="search_input", type="text", value=value, aria_label="Search")
     d.el("button", element_name("nav_bar", part="search_button"), "Search", "search",
-         Effect("search"), key="search_button")
+         shop.search_effect(), key="search_button")
     d.el("a", element_name("nav_bar", text="Home"), "Home", "nav_bar", Effect("home"),
          key="home", href="/")
     d.el("a", element_name("nav_bar", text="Cart"), "Cart", "nav_bar", Effect("cart"),
@@ -239,7 +256,7 @@ def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         for term in shop.suggestions(state.typed):
             d.open("li")
             d.el("a", element_name(parent, text=term), term, "suggested_term",
-                 Effect("search_term", term), key=f"suggestion:{term}", role="option")
+                 shop.search_effect(term), key=f"suggestion:{term}", role="option")
             d.close("li")
         d.close("ul")
     d.close("div")
@@ -247,19 +264,23 @@ def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
 
 def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: str,
                   role_prefix: str = "item") -> None:
-    title = display_title(p, size)
+    ratings = not d.v.hide_ratings
+    title = display_title(p, size, ratings)
     d.open("div")
     d.el("a", element_name(parent, text=title), title, "product_link", Effect("product", p.pid),
          key=f"{role_prefix}:{p.pid}",
-         meta={"name": meta_kind, "data": json.dumps(_pmeta(p))}, href=f"/dp/{p.pid}")
+         meta={"name": meta_kind, "data": json.dumps(_pmeta(p, d.v))}, href=f"/dp/{p.pid}")
     if size == "opera":
-        d.text("span", f"{_money(p.price)} {p.rating}★ ({p.review_count})")
+        if ratings:
+            d.text("span", f"{_money(p.price)} {p.rating}★ ({p.review_count})")
+        else:
+            d.text("span", _money(p.price))
         d.w(f'<img alt="{escape(title)}"/>')
-        d.text("span", f"{p.rating} out of 5 stars, {p.review_count} ratings. "
-                       f"FREE delivery Tue, Apr 22 on orders shipped by the shop. "
+        stars = f"{p.rating} out of 5 stars, {p.review_count} ratings. " if ratings else ""
+        d.text("span", f"{stars}FREE delivery Tue, Apr 22 on orders shipped by the shop. "
                        f"Only {3 + p.review_count % 17} left in stock - order soon.")
     else:
-        d.text("span", f"{_money(p.price)} {p.rating}★")
+        d.text("span", f"{_money(p.price)} {p.rating}★" if ratings else _money(p.price))
     d.close("div")
 
 
@@ -274,14 +295,20 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
                  ("rating", "Avg. customer review", "sort_rating")]
     else:
         sorts = [("price", "Price", "sort_price"), ("rating", "Rating", "sort_rating")]
+    v = shop.variant
+    if v.hide_ratings:
+        sorts = [x for x in sorts if x[0] != "rating"]
     for value, label, role in sorts:
         d.el("option", option_name(sort_name, value), label, "filter", Effect("sort", value),
              key=role, value=value)
     d.w("</select>")
-    d.text("span", "Brand")
-    for b in shop.brand_filters(state):
-        d.el("a", element_name("brand", text=b), b, "filter", Effect("brand", b),
-             key=f"brand:{b}", aria_checked="true" if state.brand == b else "false")
+    if v.default_sort != "featured":  # a site that sorts by itself says how
+        d.text("span", f"Sorted by: {_SORT_LABELS[state.sort]}")
+    if v.brand_filters:
+        d.text("span", "Brand")
+        for b in shop.brand_filters(state):
+            d.el("a", element_name("brand", text=b), b, "filter", Effect("brand", b),
+                 key=f"brand:{b}", aria_checked="true" if state.brand == b else "false")
     d.close("div")
     ids = shop.results(state)
     d.open("div", "results", role="main")
@@ -310,20 +337,25 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
         d.text("span", "Related:")
         for term in related:
             d.el("a", element_name("related", text=term), term, "suggested_term",
-                 Effect("search_term", term), key=f"related:{term}")
+                 shop.search_effect(term), key=f"related:{term}")
         d.close("div")
     return ids
 
 
 def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     p = shop.catalog.products[state.product]
-    title = display_title(p, size)
+    v = shop.variant
+    title = display_title(p, size, not v.hide_ratings)
     price = p.price_for(state.option)
     d.open("div", "product_detail", role="main")
     d.text("h1", title)
-    d.text("span", f"{_money(price)} · {p.rating}★ · {p.review_count} ratings")
-    d.el("a", element_name(None, text="See all reviews"), "See all reviews", "review",
-         Effect("reviews", "top"), key="reviews", href=f"/product-reviews/{p.pid}")
+    if v.hide_ratings:
+        d.text("span", _money(price))
+    else:
+        d.text("span", f"{_money(price)} · {p.rating}★ · {p.review_count} ratings")
+    if not v.hide_reviews:
+        d.el("a", element_name(None, text="See all reviews"), "See all reviews", "review",
+             Effect("reviews", "top"), key="reviews", href=f"/product-reviews/{p.pid}")
     store_label = f"Visit the {p.brand} Store"
     d.el("a", element_name(None, text=store_label), store_label, "other",
          Effect("store", p.brand), key="store", href=f"/stores/{p.brand}")
@@ -334,12 +366,38 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         chosen = state.option or p.option_values[0]
         d.open("div", parent, role="radiogroup", aria_label=p.option_dim)
         d.text("span", f"{p.option_dim.title()}: {chosen}")
-        for v, vp in zip(p.option_values, p.option_prices, strict=True):
-            d.el("button", element_name(parent, text=v), v, "product_option",
-                 Effect("option", v), key=f"option:{v}",
-                 aria_pressed="true" if v == chosen else "false")
+        for val, vp in zip(p.option_values, p.option_prices, strict=True):
+            d.el("button", element_name(parent, text=val), val, "product_option",
+                 Effect("option", val), key=f"option:{val}",
+                 aria_pressed="true" if val == chosen else "false")
             d.text("span", _money(vp))  # price differences per option value
         d.close("div")
+    if v.add_to_cart_below_details:
+        _back_to_results(d, state)
+        d.close("div")
+        if size == "opera":
+            _about(d, p, v)
+        _buybox(d, state, shop, p)
+        if size == "opera" and not v.hide_reviews:
+            _top_reviews(d, p)
+        return
+    _buybox(d, state, shop, p)
+    _back_to_results(d, state)
+    d.close("div")
+    if size == "opera":
+        _about(d, p, v)
+        if not v.hide_reviews:
+            _top_reviews(d, p)
+
+
+def _back_to_results(d: _Doc, state: ShopState) -> None:
+    if state.query:
+        d.el("a", element_name(None, text="Back to results"), "Back to results",
+             "page_related", Effect("back_results"), key="back_results", href="/s")
+
+
+def _buybox(d: _Doc, state: ShopState, shop: Shop, p: Product) -> None:
+    """Quantity, add to cart, buy now and subscribe."""
     d.open("div", "buybox", role="form")
     qname = element_name(None, part="quantity")
     d.w(f'<select{_attrs({"name": qname})}>')
@@ -357,28 +415,27 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.el("button", element_name("buybox", part="subscribe"), "Subscribe & Save",
              "purchase", Effect("subscribe"), key="subscribe")
     d.close("div")
-    if state.query:
-        d.el("a", element_name(None, text="Back to results"), "Back to results",
-             "page_related", Effect("back_results"), key="back_results", href="/s")
-    d.close("div")
-    if size == "opera":
-        _product_details(d, p)
 
 
 def _reviews(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     p = shop.catalog.products[state.product]
+    v = shop.variant
     critical = state.review_view == "critical"
     d.open("div", "reviews", role="main")
-    d.text("h1", f"Reviews: {display_title(p, size)}")
-    d.text("span", f"{p.rating} out of 5 · {p.review_count} ratings")
+    d.text("h1", f"Reviews: {display_title(p, size, not v.hide_ratings)}")
+    if not v.hide_ratings:
+        d.text("span", f"{p.rating} out of 5 · {p.review_count} ratings")
     shown = [r for r in p.reviews if r.stars <= 3] if critical else list(p.reviews)
     if size == "compact":
         shown = shown[:3]
-    if critical and not shown:
+    if v.hide_reviews:  # only reachable by address: the site shows no reviews
+        shown = []
+        d.text("p", "Customer reviews are not available.")
+    elif critical and not shown:
         d.text("p", "No critical reviews.")
     for r in shown:
         d.text("p", f"{r.stars}★ {r.title}: {r.text}")
-    if not critical:
+    if not critical and not v.hide_reviews:
         d.el("a", element_name("reviews", text="Critical reviews"), "Critical reviews",
              "review", Effect("reviews", "critical"), key="critical")
     d.el("a", element_name(None, text="Back to product"), "Back to product", "page_related",
@@ -392,14 +449,16 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.text("h1", "Shopping Cart")
     if not state.cart:
         d.text("p", "Your cart is empty.")
+    ratings = not shop.variant.hide_ratings
     for c in state.cart:
         p = prods[c.pid]
-        title = display_title(p, size)
+        title = display_title(p, size, ratings)
         parent = element_name("active_item_list", text=title)
         d.open("div", parent)
         d.el("a", element_name(parent, part="product_detail"), title, "product_link",
              Effect("product", p.pid), key=f"detail:{p.pid}",
-             meta={"name": "cart_items", "data": json.dumps(_pmeta(p))}, href=f"/dp/{p.pid}")
+             meta={"name": "cart_items", "data": json.dumps(_pmeta(p, shop.variant))},
+             href=f"/dp/{p.pid}")
         d.text("span", f"{c.option + ' · ' if c.option else ''}{_money(p.price_for(c.option))}")
         qname = element_name(parent, part="quantity")
         d.w(f'<select{_attrs({"name": qname})}>')
@@ -421,8 +480,8 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
          Effect("continue"), key="continue", href="/")
     for c in state.saved:
         p = prods[c.pid]
-        parent = element_name("saved_items", text=display_title(p, size))
-        d.text("span", display_title(p, size))
+        parent = element_name("saved_items", text=display_title(p, size, ratings))
+        d.text("span", display_title(p, size, ratings))
         d.el("button", element_name(parent, text="Move to cart"), "Move to cart",
              "cart_page_select", Effect("move", p.pid), key=f"move:{p.pid}")
     d.close("div")
@@ -440,7 +499,9 @@ def _side_bar(d: _Doc, state: ShopState, shop: Shop) -> None:
     d.close("div")
 
 
-def _pmeta(p: Product) -> dict[str, str]:
+def _pmeta(p: Product, v: SiteVariant = CONTROL) -> dict[str, str]:
+    if v.hide_ratings:
+        return {"title": p.title, "asin": p.pid, "price": _money(p.price)}
     return {"title": p.title, "asin": p.pid, "price": _money(p.price), "rating": str(p.rating)}
 
 
@@ -496,15 +557,16 @@ def _filler(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
                 continue
             seen.add(pid)
             p = prods[pid]
-            title = display_title(p, size)
+            title = display_title(p, size, not d.v.hide_ratings)
             d.w("<div>")
             d.el("a", element_name(parent, text=title, index=j), title, "product_link",
                  Effect("product", pid),
-                 meta={"name": "promotion_items", "data": json.dumps(_pmeta(p))},
+                 meta={"name": "promotion_items", "data": json.dumps(_pmeta(p, d.v))},
                  href=f"/dp/{pid}")
             d.w(f'<img alt="{escape(title)}"/>')
-            d.text("span", f"{_money(p.price)} · {p.rating} out of 5 stars · "
-                           f"{p.review_count} ratings · Prime · FREE Returns · "
+            stars = "" if d.v.hide_ratings else \
+                f"{p.rating} out of 5 stars · {p.review_count} ratings · "
+            d.text("span", f"{_money(p.price)} · {stars}Prime · FREE Returns · "
                            f"Ships from and sold by the shop.")
             d.w("</div>")
         d.close("div")
@@ -522,7 +584,8 @@ def _filler(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.close("div")
 
 
-def _product_details(d: _Doc, p: Product) -> None:
+def _about(d: _Doc, p: Product, v: SiteVariant) -> None:
+    """OPeRA-sized product details: feature bullets, details table, description."""
     d.open("div", "feature_bullets")
     d.text("h2", "About this item")
     for i in range(12):
@@ -537,13 +600,19 @@ def _product_details(d: _Doc, p: Product) -> None:
             "Dimensions": f"{p.review_count % 13 + 4} x 6 x 3 inches",
             "Country of origin": "USA", "Date first available": "January 5, 2024",
             "Manufacturer": f"{p.brand} Inc.", "Best sellers rank": f"#{p.review_count * 7}"}
-    for k, v in rows.items():
-        d.w(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>")
+    if v.hide_ratings:
+        del rows["Rating"], rows["Reviews"]
+    for k, val in rows.items():
+        d.w(f"<tr><th>{escape(k)}</th><td>{escape(val)}</td></tr>")
     d.close("table")
     d.open("div", "product_description")
     d.text("h2", "Product description")
     d.text("p", (p.description + " ") * 12)
     d.close("div")
+
+
+def _top_reviews(d: _Doc, p: Product) -> None:
+    """OPeRA-sized review snippets under the product."""
     d.open("div", "top_reviews")
     d.text("h2", "Top reviews from the United States")
     for r in p.reviews:

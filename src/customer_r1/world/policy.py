@@ -14,6 +14,14 @@ At each step a motive ``m ~ p(m | page, memory, traits)`` is drawn, then an acti
 Each trait drives one kind of decision with sharp, level-dependent probabilities
 (tables below), and traits are independent, so one decision says little about the next:
 that is where a model that reads the persona can beat one that cannot.
+
+On a site variant (``shop.variant``) the same rules meet a different page: a rule whose
+element is missing (reviews, sort by rating, brand filters, deals, related searches)
+passes its share on; a fresh listing in the site's default sort counts as the first look
+(where the default already is by price or rating, the shopper who would sort opens the
+first result); prices come scaled; and with ratings hidden a product's reviews are
+judged by the average stars of the reviews read (:func:`seen_rating`). On the control
+site every probability is unchanged. See :mod:`customer_r1.world.variants`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from customer_r1.actions import Action
+from customer_r1.world.catalog import Product
 from customer_r1.world.pages import Page
 from customer_r1.world.persona import ITEM_CAPS, TraitTable
 from customer_r1.world.shop import Shop, ShopState
@@ -265,15 +274,20 @@ def interest(t: TraitTable, n_categories: int) -> np.ndarray:
     return t.cache[key]
 
 
+def _items(page: Page, ids: list[str] | tuple[str, ...]) -> list[Action]:
+    """Clicks on the listed products that the page links (all of them, on every site)."""
+    return [Action.click(page.roles[f"item:{p}"]) for p in ids if f"item:{p}" in page.roles]
+
+
 def _home(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, cat = ctx.page, ctx.shop.catalog
-    box = page.roles["search_input"]
-    deals = [Action.click(page.roles[f"item:{p}"]) for p in page.listing]
+    box = page.roles.get("search_input")
+    deals = _items(page, page.listing)  # none on a site without deals
     inter = interest(t, len(cat.categories))
     opts: list[tuple[Motive, float | np.ndarray, list[tuple[Action, float]]]] = [
         (Motive("deal"), P_DEAL, _uniform(deals))]
     for ci, c in enumerate(cat.categories):
-        acts = _uniform([Action.input(box, q) for q in cat.queries(c.key)])
+        acts = _uniform([Action.input(box, q) for q in cat.queries(c.key)] if box else [])
         opts.append((Motive("search", c.key), (1 - P_DEAL) * inter[:, ci], acts))
     b.share(opts)
 
@@ -285,19 +299,26 @@ def _open(page: Page, pid: str | None) -> list[tuple[Action, float]]:
 def _search(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, state, mem, shop = ctx.page, ctx.state, ctx.memory, ctx.shop
     ids = list(page.listing)
-    browse = _uniform([Action.click(page.roles[f"item:{p}"]) for p in ids])
+    browse = _uniform(_items(page, ids))
     brands = list(shop.catalog.brands)
-    if ids and mem.listing_fresh and state.sort == "featured" and not state.brand \
-            and state.page_no == 1:
-        # First look at a fresh search: loyalty, then price, then research decide.
+    if ids and mem.listing_fresh and state.sort == shop.variant.default_sort \
+            and not state.brand and state.page_no == 1:
+        # First look at a fresh search: loyalty, then price, then research decide. On a
+        # site that already sorts by price (rating), the shopper who would sort by it
+        # opens the first, cheapest (top-rated) result instead.
         for role, name in page.roles.items():
             if role.startswith("brand:"):
                 bi = brands.index(role.split(":", 1)[1])
                 b.gate(Motive("brand", role.split(":", 1)[1]),
                        T_BRAND[t.loyalty] * (t.fav_brand == bi), [(Action.click(name), 1.0)])
-        b.gate(Motive("sort_price"), T_SORT_PRICE[t.price], _one(page, "sort_price"))
+        if state.sort == "price":
+            b.gate(Motive("cheapest"), T_SORT_PRICE[t.price], _open(page, ids[0]))
+        else:
+            b.gate(Motive("sort_price"), T_SORT_PRICE[t.price], _one(page, "sort_price"))
         tr = T_TOP_RATED[t.research]
-        b.share([(Motive("sort_rating"), tr, _one(page, "sort_rating")),
+        rated = (Motive("top_rated"), tr, _open(page, ids[0])) if state.sort == "rating" \
+            else (Motive("sort_rating"), tr, _one(page, "sort_rating"))
+        b.share([rated,
                  (Motive("first"), (1 - tr) * (1 - P_BROWSE), _open(page, ids[0])),
                  (Motive("browse"), (1 - tr) * P_BROWSE, browse)])
         return
@@ -316,7 +337,8 @@ def _search(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     related = [Action.click(n) for r, n in page.roles.items() if r.startswith("related:")]
     cat = shop.catalog.query_category.get(state.query, "")
     others = [q for q in shop.catalog.queries(cat) if q != state.query] if cat else []
-    refine = _uniform([Action.input(page.roles["search_input"], q) for q in others])
+    box = page.roles.get("search_input")
+    refine = _uniform([Action.input(box, q) for q in others] if box else [])
     if unseen:
         opts = [(Motive("next_unseen"), 0.8, _open(page, unseen[0])),
                 (Motive("related"), 0.1, _uniform(related)),
@@ -364,7 +386,7 @@ def _product(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
         bi = list(shop.catalog.brands).index(p.brand)
         b.gate(Motive("store", p.brand), T_STORE[t.loyalty] * (t.fav_brand == bi),
                _one(page, "store"))
-    if pid in mem.reviewed and p.rating < BAD_RATING:
+    if pid in mem.reviewed and seen_rating(shop, p) < BAD_RATING:
         b.gate(Motive("bad_reviews"), P_REJECT_BAD, _reject(page))
     over = (p.price_for(state.option) * state.qty > CAPS[t.budget]).astype(float)
     b.gate(Motive("over_budget"), P_REJECT_OVER * over, _reject(page))
@@ -375,6 +397,14 @@ def _product(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     bn = T_BUY_NOW[t.impulse]
     b.share([(Motive("buy_now"), bn, _one(page, "buy_now")),
              (Motive("add_to_cart"), 1 - bn, _one(page, "add"))])
+
+
+def seen_rating(shop: Shop, p: Product) -> float:
+    """The rating a shopper who read a product's reviews judges it by: the shown rating,
+    or where the site hides ratings the average stars of its reviews (one decimal)."""
+    if not shop.variant.hide_ratings or not p.reviews:
+        return p.rating
+    return round(sum(r.stars for r in p.reviews) / len(p.reviews), 1)
 
 
 def _after_add(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from customer_r1.actions import Action
 from customer_r1.world.persona import Traits
-from customer_r1.world.policy import Motive, PolicyContext
+from customer_r1.world.policy import Motive, PolicyContext, seen_rating
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "search": (
@@ -266,7 +266,7 @@ def write_rationale(motive: Motive, action: Action, ctx: PolicyContext, traits: 
                          target_rating=str(t.rating))
     if state.product:
         p = prods[state.product]
-        facts.update(cur=p.title, cur_rating=str(p.rating), cur_noun=p.category,
+        facts.update(cur=p.title, cur_rating=str(seen_rating(shop, p)), cur_noun=p.category,
                      cur_total=_money(p.price_for(state.option) * state.qty), dim=p.option_dim)
         if motive.arg and motive.arg in p.option_values:
             facts["opt_price"] = _money(p.price_for(motive.arg))

@@ -3,6 +3,12 @@
 Kept apart from page rendering (``pages``) so a later HTTP simulator can serve the same
 pages: it renders ``pages.build_page(state)`` and, on a click or input, calls
 :func:`step` with the page's name -> effect map. Everything here is deterministic.
+
+A shop carries its :class:`~customer_r1.world.variants.SiteVariant` (``Shop.variant``,
+the control site by default; build a variant's shop with ``shop.with_variant(variant)``): the
+listing queries below honour it, the pages read it, and a new search starts in the
+variant's default sort, which the page's search effects carry (``Effect.sort``) so that
+:func:`step` needs nothing but the page's effects.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Literal
 
 from customer_r1.actions import Action
 from customer_r1.world.catalog import Catalog
+from customer_r1.world.variants import CONTROL, SiteVariant
 
 PageKind = Literal["home", "search", "product", "reviews", "cart", "store"]
 PURCHASE_EFFECTS = frozenset({"buy_now", "subscribe", "checkout"})
@@ -61,19 +68,50 @@ class ShopState:
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """What clicking (or typing into) a named element does."""
+    """What clicking (or typing into) a named element does. ``sort``: the order a new
+    search (``search``, ``search_term``) starts in; "" is featured."""
 
     kind: str
     arg: str = ""
     n: int = 0
+    sort: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Shop:
-    """Catalog + listing sizes: the queries the pages and transitions both need."""
+    """Catalog + listing sizes + site variant: the queries the pages and transitions
+    both need."""
 
     catalog: Catalog
     config: ShopConfig
+    variant: SiteVariant = CONTROL
+
+    def with_variant(self, variant: SiteVariant) -> Shop:
+        """This (control) shop as ``variant``'s site: prices scaled, rating sentences dropped
+        from descriptions, results per page scaled, and the variant recorded on the shop for
+        the pages and transitions. Variants of variants are built with ``combine``."""
+        if self.variant == variant:
+            return self
+        if not self.variant.is_control:
+            raise ValueError(f"apply variants to the control shop, not to the "
+                             f"{self.variant.name!r} shop; combine() them instead")
+        catalog = self.catalog
+        if variant.price_factor != 1.0 or variant.hide_ratings:
+            products = {pid: variant.product(p) for pid, p in catalog.products.items()}
+            catalog = replace(catalog, products=products)
+        config = self.config
+        k = variant.results_per_page(config.results_per_page)
+        if k != config.results_per_page:
+            config = replace(config, results_per_page=k)
+        return replace(self, catalog=catalog, config=config, variant=variant)
+
+    def search_effect(self, term: str | None = None) -> Effect:
+        """The effect of starting a search on this site: of the typed text (``None``) or
+        of ``term``, in the site's default sort."""
+        sort = self.variant.sort_key
+        if term is None:
+            return Effect("search", sort=sort)
+        return Effect("search_term", term, sort=sort)
 
     def listing(self, state: ShopState) -> tuple[str, ...]:
         """All product ids of the current search listing after sort and filter."""
@@ -97,7 +135,10 @@ class Shop:
         return max(1, -(-len(self.listing(state)) // k))
 
     def brand_filters(self, state: ShopState) -> tuple[str, ...]:
-        """The most common brands of the query's results (ties by name), sorted by name."""
+        """The most common brands of the query's results (ties by name), sorted by name;
+        none on a site without brand filters."""
+        if not self.variant.brand_filters:
+            return ()
         prods = self.catalog.products
         counts: dict[str, int] = {}
         for i in self.catalog.search(state.query):
@@ -106,6 +147,9 @@ class Shop:
         return tuple(sorted(top))
 
     def related(self, state: ShopState) -> tuple[str, ...]:
+        """Related searches under a listing: the category's other phrasings."""
+        if not self.variant.related_searches:
+            return ()
         cat = self.catalog.query_category.get(state.query)
         if cat is None:
             return ()
@@ -156,7 +200,7 @@ def apply_effect(state: ShopState, e: Effect) -> ShopState:
     """The state after a click with effect ``e``."""
     k = e.kind
     s = replace(state, added=False, typed="")
-    listing = dict(sort="featured", brand="", page_no=1)
+    listing = dict(sort=e.sort or "featured", brand="", page_no=1)
     if k == "search":
         return replace(s, page="search", query=state.typed or state.query, **listing)
     if k == "search_term":

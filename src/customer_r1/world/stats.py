@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from customer_r1.actions import ACTION_TYPES, CLICK_TYPES
+from customer_r1.domain import Session
 
 if TYPE_CHECKING:
     from customer_r1.world.generate import World
@@ -26,6 +28,43 @@ OPERA_REFERENCE: dict[str, Any] = {
 }
 
 PAGE_SAMPLE = 300  # pages rendered to measure length (every k-th step)
+_NAME = re.compile(r'\sname="')
+
+
+def session_stats(sessions: list[Session]) -> dict[str, Any]:
+    """The realism figures of any sessions in the domain's form (recorded, generated or
+    simulated): action and click-type mix, session lengths, outcomes, page length and
+    names per page, rationale coverage. No ceilings: those need the world's policy."""
+    steps = [st for s in sessions for st in s.steps if st.action is not None]
+    n = max(1, len(steps))
+    types = Counter(st.action.type for st in steps)  # type: ignore[union-attr]
+    clicks = Counter(st.click_type for st in steps if st.kind == "click")
+    n_clicks = max(1, sum(clicks.values()))
+    lengths = [len(s.steps) for s in sessions]
+    outcomes = Counter(s.outcome for s in sessions)
+    k = max(1, len(steps) // PAGE_SAMPLE)
+    sample = steps[::k][:PAGE_SAMPLE]
+    chars = [len(st.observation.html) for st in sample]
+    names = [len(_NAME.findall(st.observation.html)) for st in sample]
+    splits = sorted({s.split for s in sessions})
+    return {
+        "users": len({s.user_id for s in sessions}),
+        "sessions": {sp: sum(1 for s in sessions if s.split == sp) for sp in splits},
+        "steps": {sp: sum(len(s.steps) for s in sessions if s.split == sp) for sp in splits},
+        "action_mix": {t: types.get(t, 0) / n for t in ACTION_TYPES},
+        "click_type_mix": {c: clicks.get(c, 0) / n_clicks for c in CLICK_TYPES},
+        "click_types_present": sum(1 for c in CLICK_TYPES if clicks.get(c, 0) > 0),
+        "median_session_length": float(np.median(lengths)) if lengths else 0.0,
+        "mean_session_length": float(np.mean(lengths)) if lengths else 0.0,
+        "outcome_mix": {o: outcomes.get(o, 0) / max(1, len(sessions)) for o in ("purchase", "terminate")},
+        "page_chars_median": float(np.median(chars)) if chars else 0.0,
+        "page_names_median": float(np.median(names)) if names else 0.0,
+        "rationale_coverage": sum(1 for st in steps if st.rationale) / n,
+        "ceiling_persona": None,
+        "ceiling_blind": None,
+        "gap": None,
+        "ceilings": {},
+    }
 
 
 def world_stats(world: World) -> dict[str, Any]:

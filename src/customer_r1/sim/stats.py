@@ -1,0 +1,169 @@
+"""Session-level figures of a set of sessions, with bootstrap intervals over users.
+
+Sessions of one shopper are not independent (same persona), so every interval here
+resamples *users* (all of a resampled user's sessions come along), never steps or
+sessions. The figures are computed from a per-session table that reads any sessions in
+the domain's form: recorded OPeRA data, a generated world or a simulation run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from customer_r1.domain import Session
+
+PAGE_KINDS = ("home", "search", "product", "reviews", "cart", "store", "checkout", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session's figures."""
+
+    user_id: str
+    converted: bool
+    n_steps: int
+    action_types: dict[str, int]
+    click_types: dict[str, int]
+    page_kinds: tuple[str, ...]  # kind of the page at each step
+    last_page_kind: str
+    order_value: float
+    items_bought: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _money(x: Any) -> float:
+    try:
+        return float(str(x).replace("$", "").replace(",", ""))
+    except ValueError:
+        return 0.0
+
+
+def page_kind_of(url: str) -> str:
+    """The kind of page a URL shows (Amazon-style paths; our shop's brand stores too). Read
+    from the URL alone, so recorded, generated and simulated sessions are classed alike."""
+    from urllib.parse import urlparse
+
+    from customer_r1.evaluation.baselines import page_kind
+
+    return "store" if "/stores/" in urlparse(url or "").path else page_kind(url)
+
+
+def session_rows(sessions: Sequence[Session]) -> list[SessionRow]:
+    """The per-session table of domain sessions (page kinds from the URL, as OPeRA's)."""
+    out = []
+    for s in sessions:
+        steps = [st for st in s.steps if st.action is not None]
+        if not steps:
+            continue
+        kinds = tuple(page_kind_of(st.observation.url) for st in steps)
+        converted = s.outcome == "purchase"
+        value = items = 0
+        if converted and steps[-1].products:
+            for line in steps[-1].products:
+                q = int(_money(line.get("quantity", 1)) or 1)
+                value += _money(line.get("price", 0)) * q
+                items += q
+        out.append(SessionRow(
+            s.user_id, converted, len(steps),
+            dict(Counter(st.action.type for st in steps)),  # type: ignore[union-attr]
+            dict(Counter(st.click_type for st in steps if st.click_type)),
+            kinds, kinds[-1], round(float(value), 2), int(items)))
+    return out
+
+
+def by_user(rows: Sequence[SessionRow]) -> dict[str, list[SessionRow]]:
+    out: dict[str, list[SessionRow]] = {}
+    for r in rows:
+        out.setdefault(r.user_id, []).append(r)
+    return out
+
+
+Stat = Callable[[Sequence[SessionRow]], float]
+
+
+def conversion(rows: Sequence[SessionRow]) -> float:
+    return float(np.mean([r.converted for r in rows])) if rows else float("nan")
+
+
+def mean_length(rows: Sequence[SessionRow]) -> float:
+    return float(np.mean([r.n_steps for r in rows])) if rows else float("nan")
+
+
+def action_share(kind: str) -> Stat:
+    def f(rows: Sequence[SessionRow]) -> float:
+        total = sum(sum(r.action_types.values()) for r in rows)
+        return sum(r.action_types.get(kind, 0) for r in rows) / total if total else float("nan")
+
+    f.__name__ = f"share_{kind}"
+    return f
+
+
+def reach(kind: str) -> Stat:
+    """Share of sessions that reach a page kind at least once."""
+    def f(rows: Sequence[SessionRow]) -> float:
+        return float(np.mean([kind in r.page_kinds for r in rows])) if rows else float("nan")
+
+    f.__name__ = f"reach_{kind}"
+    return f
+
+
+def order_value(rows: Sequence[SessionRow]) -> float:
+    """Mean order value per session (0 for a session without a purchase)."""
+    return float(np.mean([r.order_value for r in rows])) if rows else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def to_dict(self) -> dict[str, float]:
+        return {"value": self.value, "low": self.low, "high": self.high}
+
+
+def _resample(groups: list[list[SessionRow]], rng: np.random.Generator) -> list[SessionRow]:
+    idx = rng.integers(0, len(groups), size=len(groups))
+    return [r for i in idx for r in groups[i]]
+
+
+def bootstrap(rows: Sequence[SessionRow], stat: Stat, *, n_boot: int = 1000, level: float = 0.95,
+              seed: int = 0) -> Interval:
+    """Percentile interval of ``stat`` resampling users."""
+    groups = list(by_user(rows).values())
+    rng = np.random.default_rng(seed)
+    draws = np.array([stat(_resample(groups, rng)) for _ in range(n_boot)])
+    lo, hi = np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(stat(rows), float(lo), float(hi))
+
+
+def bootstrap_diff(a: Sequence[SessionRow], b: Sequence[SessionRow], stat: Stat, *, n_boot: int = 1000,
+                   level: float = 0.95, seed: int = 0, paired: bool = False) -> Interval:
+    """Interval of ``stat(a) - stat(b)``. ``paired``: the same users in both, resampled
+    together (common random numbers); else each side's users independently."""
+    ga, gb = by_user(a), by_user(b)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    if paired:
+        users = sorted(set(ga) & set(gb))
+        for i in range(n_boot):
+            pick = [users[j] for j in rng.integers(0, len(users), size=len(users))]
+            draws[i] = stat([r for u in pick for r in ga[u]]) - stat([r for u in pick for r in gb[u]])
+    else:
+        la, lb = list(ga.values()), list(gb.values())
+        for i in range(n_boot):
+            draws[i] = stat(_resample(la, rng)) - stat(_resample(lb, rng))
+    lo, hi = np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(stat(a) - stat(b), float(lo), float(hi))
