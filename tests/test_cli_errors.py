@@ -91,6 +91,7 @@ class Assets:
             "preds": self.preds, "run": self.run, "click_types": self.built / "build.json",
             "recipe": self.recipe, "model": self.model, "tokenizer": self.model,
             "personas": self.personas, "sim_shards": self.shards,
+            "sessions": self.shards,  # a finished (merged) simulation run
         }[kind])
 
     def fresh(self, name: str = "x") -> Path:
@@ -123,7 +124,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assets]:
     personas = root / "personas.jsonl"
     personas.write_text("".join(json.dumps({"user_id": u.user_id, "survey": u.survey}) + "\n"
                                 for u in load_opera(world).users.values()))
-    from customer_r1.cli.sim import simulate
+    from customer_r1.cli.simulate import simulate
 
     shards = root / "sim"
     for i in range(2):
@@ -269,6 +270,21 @@ def _shards_bad_run(a: Assets) -> str:
     return str(d)
 
 
+def _sessions_bad_line(a: Assets) -> str:
+    d = _copy(a.shards, a.fresh("sim"))
+    lines = (d / "sessions.jsonl").read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]
+    (d / "sessions.jsonl").write_text("\n".join(lines) + "\n")
+    return str(d)
+
+
+def _sessions_unfinished(a: Assets) -> str:
+    d = a.fresh("sim")
+    d.mkdir()
+    (d / "sessions.jsonl").write_text((a.shards / "sessions.jsonl").read_text())
+    return str(d)
+
+
 def _hub_id(a: Assets) -> str:
     return "no-such-org/no-such-model-" + uuid.uuid4().hex[:6]
 
@@ -308,6 +324,9 @@ CASES: dict[str, list[Case]] = {
                  Case("bad-jsonl-line", _personas_bad_line)],
     "sim_shards": [*COMMON, Case("empty-dir", _empty_dir), Case("no-shards", _dir_with_junk),
                    Case("truncated-run-json", _shards_bad_run)],
+    "sessions": [*COMMON, Case("empty-dir", _empty_dir), Case("a-file", _text_file),
+                 Case("no-sessions", _dir_with_junk), Case("unfinished-run", _sessions_unfinished),
+                 Case("bad-sessions-line", _sessions_bad_line)],
 }
 
 #: Options a command needs besides its required ones to get past its own checks (one of
@@ -318,6 +337,7 @@ EXTRA: dict[str, dict[str, tuple[str, str]]] = {
     "eval ablate": {"--model": ("kind", "model")},
     "model init": {"--tiny": ("flag", "")},
     "sim run": {"--policy": ("text", "world")},
+    "sim ab": {"--policy": ("text", "world"), "--treatment": ("text", "no_deals")},
 }
 
 

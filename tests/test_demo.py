@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,17 @@ def test_demo_runs_end_to_end_and_ships(tmp_path):
     assert all(0 <= r["expected_exact_match"] <= res["ceiling_persona"] + 1e-9 for r in written["rows"])
     assert 0 <= written["blind_choice_exact"] <= 1 and 0 <= written["bayes_choice_exact"] <= 1
     assert (tmp_path / "demo" / "eval" / "report" / "report.md").exists()
+
+    # The simulation stage on the shipped checkpoint: fidelity, A/B beside the truth, report.
+    assert (ship / "real-grpo" / "build.json").exists()  # shipped with how its prompts are built
+    sim = run_demo(DemoConfig(out_dir=str(tmp_path / "demo"), shipped_dir=str(ship), stages=["sim"],
+                              sim={"users": 3, "sessions_per_user": 1, "concurrency": 3,
+                                   "variants": ["reviews_hidden"]}, **common))["simulation"]
+    assert set(sim["ab"]) == {"reviews_hidden"} and Path(sim["report"]).exists()
+    conv = sim["ab"]["reviews_hidden"]["conversion"]
+    effect = conv["effect"]
+    assert conv["true"] is not None and effect["low"] <= effect["value"] <= effect["high"]
+    assert json.loads(Path(sim["fidelity"]).read_text())["sim"]["sessions"] == 3
 
 
 @pytest.mark.slow

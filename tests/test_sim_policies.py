@@ -9,7 +9,7 @@ import json
 import pytest
 from tiny_lm import one_thread, save_tiny
 
-from customer_r1.cli.sim import simulate
+from customer_r1.cli.simulate import simulate
 from customer_r1.domain import User
 from customer_r1.errors import BadInput
 from customer_r1.sim.runner import load_run
@@ -43,6 +43,7 @@ def test_checkpoint_sessions_are_valid_varied_and_independent_of_concurrency(wor
         one = simulate(out=tmp_path / "k1", concurrency=1, **common)
         four = simulate(out=tmp_path / "k4", concurrency=4, **common)
     assert one["counts"]["error_steps"] == 0  # ranked: valid by construction
+    assert four["counts"] == {**one["counts"], "sessions_resumed": 0}
     assert one["counts"]["sessions"] == 8 and one["policy"]["kind"] == "model"
     assert len(one["policy"]["checkpoint_sha256"]) == 64
     a, b = _runs(tmp_path / "k1"), _runs(tmp_path / "k4")
@@ -87,7 +88,7 @@ def test_persona_file_runs_new_personas_with_a_model(world_dir, ckpt, tmp_path):
     people = tmp_path / "people.jsonl"
     people.write_text("\n".join(json.dumps({"user_id": f"p{i}", "survey": {
         "Self Description": {"Two sentence description": f"I am shopper {i}."}}}) for i in range(3)) + "\n")
-    from customer_r1.cli.sim import load_personas
+    from customer_r1.cli.simulate import load_personas
 
     assert list(load_personas(people)) == ["p0", "p1", "p2"]
     with one_thread():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_r1.cli.sim import simulate
+from customer_r1.cli.simulate import simulate
 from customer_r1.data.opera import load_opera
 from customer_r1.sim import stats
 from customer_r1.sim.runner import load_run, records_to_data

@@ -47,10 +47,10 @@ def test_bad_time_budget_settings_are_rejected():
 def test_sft_over_a_time_budget_ends_annealed(tmp_path, monkeypatch):
     from customer_r1.training import common
 
-    # A clock that ticks 0.05 s each time a budget reads it: the run stops after the same
+    # A clock that ticks 0.1 s each time a budget reads it: the run stops after the same
     # number of steps however busy the machine is (the real clock made this flaky).
     ticks = iter(range(10**6))
-    monkeypatch.setattr(common, "clock", lambda: 0.05 * next(ticks))
+    monkeypatch.setattr(common, "clock", lambda: 0.1 * next(ticks))
     base, built = tiny_setup(tmp_path, n_sessions=4)
     out = tmp_path / "sft"
     metrics = sft.main(

@@ -61,8 +61,20 @@ class DemoConfig:
     #: "auto" (CUDA when available), "cpu" or "cuda".
     device: str = "auto"
     stages: list[str] = field(default_factory=lambda: ["train", "eval"])
+    #: Trainer runs of the train stage, in order (``[sft]`` stops after SFT).
+    train_runs: list[str] = field(default_factory=lambda: ["sft", "grpo"])
+    #: The simulation stage (``sim`` in stages): the shipped SFT+GRPO checkpoint and the
+    #: world's own shopper on the control site and ``variants``: the fidelity table, the
+    #: A/B table and the report. Keys: users, sessions_per_user, variants, concurrency, seed.
+    sim: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        bad = sorted(set(self.stages) - {"train", "eval", "sim"})
+        if bad:
+            raise ValueError(f"unknown stage(s) {bad}; stages are train, eval and sim")
+        runs = set(self.train_runs)
+        if runs - {"sft", "grpo"} or ("grpo" in runs and "sft" not in runs):
+            raise ValueError(f"train_runs must be [sft] or [sft, grpo], got {self.train_runs}")
         if self.rationale_samples < 0:
             raise ValueError(f"rationale_samples must be >= 0, got {self.rationale_samples}")
         if not self.rationale_temperature > 0:
@@ -299,6 +311,8 @@ def ship(cfg: DemoConfig, root: Path, device: str, command: str) -> Path:
             model.save_pretrained(dest / name)
             AutoTokenizer.from_pretrained(src).save_pretrained(dest / name)
             (dest / name / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            if (src / "build.json").exists():  # how its prompts are built (the simulator reads it)
+                shutil.copyfile(src / "build.json", dest / name / "build.json")
         shipped[name] = {
             "persona": mode,
             "stage": stage,
@@ -413,7 +427,7 @@ def run_demo(cfg: DemoConfig, command: str = "customer-r1 demo") -> dict[str, An
     trained: dict[str, dict[str, Path]] = {}
     if "train" in cfg.stages:
         # Every SFT first, then every GRPO: a run cut short still has (and ships) its SFT models.
-        for stage in ("sft", "grpo"):
+        for stage in [r for r in ("sft", "grpo") if r in cfg.train_runs]:
             for m in cfg.persona_modes:
                 name = f"{stage.upper()} ({m} persona)"
                 trained.setdefault(m, {})[stage] = clock.run(
@@ -426,6 +440,8 @@ def run_demo(cfg: DemoConfig, command: str = "customer-r1 demo") -> dict[str, An
         results.update(
             clock.run("evaluate", evaluate, cfg, root, world_dir, data, built, base, trained, clock)
         )
+    if "sim" in cfg.stages:
+        results["simulation"] = clock.run("simulate shoppers", simulate_stage, cfg, root, world_dir)
     results["seconds"] = clock.stages
     results["minutes_total"] = round(clock.elapsed() / 60, 1)
     (root / "results.json").write_text(json.dumps(results, indent=2))
@@ -604,3 +620,74 @@ def print_table(results: dict[str, Any]) -> None:
     out.print(
         "[green]green[/]: above the persona-blind ceiling (personalisation a persona-blind model can't reach)"
     )
+
+
+# --------------------------------------------------------------------------- simulation
+
+SIM_DEFAULTS: dict[str, Any] = {"users": 32, "sessions_per_user": 2, "concurrency": 16, "seed": 0,
+                                "variants": ["reviews_hidden", "ratings_hidden"], "checkpoint": "real-grpo"}
+
+
+def simulate_stage(cfg: DemoConfig, root: Path, world_dir: Path) -> dict[str, Any]:
+    """Shipped checkpoint and the world's shopper (the true one) on the control site and two
+    variants, with common random numbers: fidelity of the control run, simulated beside true
+    effects, and the report. Every run folder is reused when complete (`sim run` resumes)."""
+    from customer_r1.cli.sim_ab import run_ab
+    from customer_r1.sim.compare import compare_sessions, load_sessions, write_comparison
+    from customer_r1.sim.report import write_sim_report
+
+    sc = {**SIM_DEFAULTS, **cfg.sim}
+    unknown = set(sc) - set(SIM_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown sim setting(s) {sorted(unknown)}; known: {sorted(SIM_DEFAULTS)}")
+    model = Path(str(cfg.shipped_dir or "demo-model")) / sc["checkpoint"]
+    out = root / "sim"
+    common = {"model": str(model), "max_users": sc["users"], "sessions_per_user": sc["sessions_per_user"],
+              "seed": sc["seed"], "concurrency": sc["concurrency"], "device": _device(cfg),
+              "console": console}
+    ab_dirs = []
+    abs_ = {}
+    for v in sc["variants"]:
+        dirs = {"control": out / "model" / "control", "treatment": out / "model" / v,
+                "true_control": out / "world" / "control", "true_treatment": out / "world" / v}
+        abs_[v] = run_ab(world=world_dir, out=out / f"ab-{v}", control=None, treatment=[v],
+                         reference_policy="world", arm_dirs=dirs, **common)
+        ab_dirs.append(out / f"ab-{v}")
+    sim_sessions = load_sessions(out / "model" / "control")
+    true_sessions = load_sessions(out / "world" / "control")
+    fidelity = compare_sessions(sim_sessions, true_sessions, seed=sc["seed"])
+    write_comparison(fidelity, out / "fidelity")
+    report = write_sim_report([out / "model" / "control"], out / "report",
+                              reference=out / "world" / "control", ab=ab_dirs,
+                              title="Simulated shoppers: shipped checkpoint vs the world's shopper")
+    print_sim_tables(fidelity, abs_)
+    return {"fidelity": str(out / "fidelity" / "compare.json"), "report": str(report),
+            "ab": {v: {k: a["metrics"][k] for k in ("conversion", "mean_length", "reach_cart")}
+                   for v, a in abs_.items()}}
+
+
+def print_sim_tables(fidelity: dict[str, Any], abs_: dict[str, dict[str, Any]]) -> None:
+    """The fidelity table (simulated control vs the true shopper) and the A/B table."""
+    from customer_r1.sim.compare import summary_rows
+
+    out = Console()
+    t = Table(title="fidelity: shipped checkpoint vs the world's shopper, control site")
+    for col in ("figure", "simulated", "true", "difference (95% CI)"):
+        t.add_column(col, justify="left" if col == "figure" else "right")
+    for name, sim, ref, diff, significant in summary_rows(fidelity):
+        t.add_row(name, sim, ref, ("[bold]" if significant else "") + diff)
+    out.print(t)
+    out.print("bold: the interval of the difference excludes 0 (or the divergence's permutation p < 0.05)")
+    a = Table(title="A/B: effect of each variant (common random numbers), simulated beside true")
+    for col in ("variant", "metric", "simulated effect", "true effect", "CRN narrower"):
+        a.add_column(col, justify="left" if col in ("variant", "metric") else "right")
+
+    def ci(d: dict[str, float], k: float, unit: str) -> str:
+        return f"{k * d['value']:+.1f}{unit} [{k * d['low']:+.1f}, {k * d['high']:+.1f}]"
+
+    for v, ab in abs_.items():
+        for m, k, unit in (("conversion", 100, " pts"), ("mean_length", 1, ""), ("reach_cart", 100, " pts")):
+            d = ab["metrics"][m]
+            true = ci(d["true"]["effect"], k, unit) if d.get("true") else "-"
+            a.add_row(v, m, ci(d["effect"], k, unit), true, f"{100 * d['crn_shrink']:.0f}%")
+    out.print(a)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +33,12 @@ app.add_typer(evaluate.app, name="eval", help="Predict, score and report.")
 app.add_typer(sim.app, name="sim", help="Run simulated shoppers through the shop (closed loop).")
 
 
+class DemoStage(StrEnum):
+    train = "train"
+    eval = "eval"
+    sim = "sim"
+
+
 @app.command("demo")
 def demo(
     config: Annotated[
@@ -46,6 +53,10 @@ def demo(
     grpo_minutes: Annotated[
         float | None, typer.Option(min=0.0, help="Cap each GRPO run at this many minutes.")
     ] = None,
+    stage: Annotated[
+        list[DemoStage] | None,
+        typer.Option("--stage", help="Only these stages (repeat): train, eval, sim (default: the recipe's)."),
+    ] = None,
 ) -> None:
     """The main job: synthetic world → examples → SFT → GRPO → scores beside the ceilings."""
     import logging
@@ -59,7 +70,7 @@ def demo(
     try:
         cfg = DemoConfig.from_yaml(
             config, out_dir=str(out_dir) if out_dir else None, sft_max_minutes=sft_minutes,
-            grpo_max_minutes=grpo_minutes,
+            grpo_max_minutes=grpo_minutes, stages=[s.value for s in stage] if stage else None,
         )
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # unknown or ill-typed settings
         message = str(exc).removeprefix(f"{config}: ")
@@ -68,6 +79,7 @@ def demo(
         ["customer-r1 demo --config", str(config)]
         + ([f"--sft-minutes {sft_minutes}"] if sft_minutes else [])
         + ([f"--grpo-minutes {grpo_minutes}"] if grpo_minutes else [])
+        + [f"--stage {s.value}" for s in stage or []]
     )
     run_demo(cfg, command=command)
 

@@ -197,6 +197,39 @@ def _check_sim_shards(p: Path, text: str, where: str) -> None:
                        hint=f"expected {KINDS['sim_shards'].description}")
 
 
+def _check_sessions(p: Path, text: str, where: str) -> None:
+    """Structure only (which kind of folder, its JSON files parse); the loader
+    (``sim.compare.load_sessions``) reads every session line and names a damaged one."""
+    from customer_r1.data.opera import CONFIGS, is_hub_id
+    from customer_r1.io import read_json
+
+    if is_hub_id(text):
+        return  # a Hub dataset id; the loader reports an unreachable Hub
+    _folder(p, text, where, "sessions")
+    hint = f"expected {KINDS['sessions'].description}"
+    if (p / "ab.json").is_file():
+        ab = read_json(p / "ab.json", where=where)
+        if not isinstance(ab, dict) or not isinstance(ab.get("runs"), dict):
+            raise BadInput(f"{p / 'ab.json'} is not a `sim ab` result (no runs)", where=where, hint=hint)
+        return
+    manifest, sessions = p / "manifest.json", p / "sessions.jsonl"
+    if manifest.is_file() or sessions.is_file():
+        if not manifest.is_file():
+            raise BadInput(f"{text} is an unfinished simulation run (no manifest.json)", where=where,
+                           hint="resume it with the same `sim run` command (or `sim merge` its shards)")
+        if not isinstance(read_json(manifest, where=where), dict):
+            raise BadInput(f"{manifest} is not a JSON object", where=where, hint=hint)
+        _file(sessions, str(sessions), where, "sessions")
+        return
+    if (p / "shards").is_dir():
+        raise BadInput(f"{text} holds an unmerged sharded run", where=where,
+                       hint=f"run `customer-r1 sim merge {text}` first")
+    layouts = [p / "action", *(p / f"OPeRA_{c}" / "action" for c in CONFIGS)]
+    if not any(d.is_dir() for d in layouts):
+        raise BadInput(f"{text} holds no sessions (no ab.json, manifest.json + sessions.jsonl, or OPeRA "
+                       "action/ tables)", where=where, hint=hint)
+
+
 def _check_model(p: Path, text: str, where: str) -> None:
     from customer_r1.models import check_model_arg
 
@@ -231,6 +264,8 @@ KINDS: dict[str, Kind] = {
              _check_personas),
         Kind("sim_shards", "RUN_DIR", "a simulation folder whose shards/ were written by "
              "`customer-r1 sim run --shard i/n --out RUN_DIR`", _check_sim_shards),
+        Kind("sessions", "SESSIONS", "a simulation run folder, a `sim ab` folder, a world folder or an "
+             "OPeRA folder (or Hub id)", _check_sessions),
     )
 }
 

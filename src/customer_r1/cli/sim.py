@@ -7,15 +7,15 @@ in process or over HTTP, resumably, in shards; ``merge`` joins shards.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from customer_r1.cli.entry import new_app
 from customer_r1.cli.params import input_argument, input_option, output_option
+from customer_r1.cli.simulate import _check_browser_options, _variant, simulate
 from customer_r1.errors import BadInput, BadOption
 
 app = new_app(no_args_is_help=True)
@@ -26,56 +26,6 @@ POLICIES = ("world", "baseline")
 
 def _say(msg: str) -> None:
     _err.print(msg, markup=False, highlight=False, soft_wrap=True)
-
-
-def _variant(specs: list[str] | None) -> Any:
-    if not specs:
-        return None
-    from customer_r1.world.variants import resolve_variants
-
-    return resolve_variants(list(specs))
-
-
-def load_personas(path: Path) -> dict[str, Any]:
-    """Users from a JSON list or JSONL file of ``{"user_id": ..., "survey": {...}}``."""
-    from customer_r1.domain import User
-
-    text = path.read_text(encoding="utf-8")
-    items: list[tuple[str, Any]] = []
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            items = [(f"{path}", x) for x in json.loads(text)]
-        except json.JSONDecodeError as exc:
-            raise BadInput(f"not valid JSON: {exc.msg}", f"{path}:{exc.lineno}",
-                           "a JSON list of {\"user_id\", \"survey\"} objects") from exc
-    else:
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append((f"{path}:{i}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise BadInput(f"line is not valid JSON: {exc.msg}", f"{path}:{i}",
-                               "one {\"user_id\": ..., \"survey\": {...}} object per line") from exc
-    users: dict[str, Any] = {}
-    for where, x in items:
-        if not isinstance(x, dict) or not isinstance(x.get("user_id"), str) or not x["user_id"]:
-            raise BadInput("a persona needs a non-empty string user_id", where,
-                           "one {\"user_id\": ..., \"survey\": {...}} object per persona")
-        survey = x.get("survey")
-        if isinstance(survey, str):
-            try:
-                survey = json.loads(survey)
-            except json.JSONDecodeError as exc:
-                raise BadInput("survey is a string but not JSON", where) from exc
-        if survey is not None and not isinstance(survey, dict):
-            raise BadInput("survey must be an object (OPeRA's survey JSON)", where)
-        users[x["user_id"]] = User(x["user_id"], survey=survey,
-                                   raw_survey=json.dumps(survey) if survey is not None else None)
-    if not users:
-        raise BadInput("no personas in the file", str(path), "one {\"user_id\", \"survey\"} per line")
-    return users
 
 
 @app.command("serve")
@@ -97,27 +47,6 @@ def serve(
     _say(f"shop of {world} ({w.page_size} pages, variant {v.name if v else 'control'}) on "
          f"http://127.0.0.1:{port}/ (Ctrl-C to stop)")
     uvicorn.run(create_app(w, v), host="127.0.0.1", port=port, log_level="warning")
-
-
-def _users(world: Any, users: list[str] | None, persona_file: Path | None) -> dict[str, Any]:
-    from customer_r1.domain import User
-
-    known = {u.user_id: User(u.user_id, survey=u.survey, raw_survey=json.dumps(u.survey))
-             for u in world.users.values()}
-    if persona_file is not None:
-        extra = load_personas(persona_file)
-        if users:
-            raise BadOption("give --users or --persona-file, not both", "--persona-file")
-        return extra
-    if not users:
-        return known
-    ids = [u.strip() for spec in users for u in spec.split(",") if u.strip()]
-    unknown = [u for u in ids if u not in known]
-    if unknown:
-        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-        raise BadOption(f"unknown user {unknown[0]!r}{more}",
-                        "--users", f"the world has {len(known)} users; see its user table or omit --users")
-    return {u: known[u] for u in dict.fromkeys(ids)}
 
 
 @app.command("run")
@@ -150,10 +79,29 @@ def run(
     shard: Annotated[str, typer.Option(
         "--shard", help="i/n: run every n-th session (merge with `sim merge`).")] = "0/1",
     backend: Annotated[str, typer.Option(
-        "--backend", help="inprocess or http (the shop as a web app).")] = "inprocess",
+        "--backend", help="inprocess, http (the shop as a web app) or browser (headless Chromium).")
+    ] = "inprocess",
     shop_url: Annotated[str | None, typer.Option(
         "--shop-url",
-        help="With --backend http: a running `sim serve` (default: start one on loopback).")] = None,
+        help="With --backend http or browser: a running `sim serve` (default: start one on loopback).")
+    ] = None,
+    start_url: Annotated[str | None, typer.Option(
+        "--start-url", help="With --backend browser: another site's first page (its host is allowed; "
+                            "needs a model or endpoint policy).")] = None,
+    allow: Annotated[list[str] | None, typer.Option(
+        "--allow", help="With --backend browser: one more host the browser may reach, HOST[:PORT] or "
+                        "*.DOMAIN (repeat; default: only the shop or the start page's host).")] = None,
+    screenshots: Annotated[bool, typer.Option(
+        "--screenshots", help="With --backend browser: a PNG of every page, named in the trace.")] = False,
+    step_timeout: Annotated[float, typer.Option(
+        "--step-timeout", min=0.5, help="With --backend browser: seconds an action may take to load.")
+    ] = 10.0,
+    time_budget: Annotated[float | None, typer.Option(
+        "--time-budget", min=1.0, help="Seconds of wall time per session (then it ends: time_budget).")
+    ] = None,
+    token_budget: Annotated[int | None, typer.Option(
+        "--token-budget", min=1,
+        help="Tokens of pages shown per session, estimated as characters / 4 (then it ends).")] = None,
     temperature: Annotated[float, typer.Option(
         "--temperature", min=0.0, help="Action sampling temperature (0: argmax).")] = 1.0,
     rationale: Annotated[str, typer.Option(
@@ -179,14 +127,16 @@ def run(
                         f"one of {', '.join(POLICIES)}, or --model / --endpoint")
     if endpoint is not None and not model_name:
         raise BadOption("--endpoint needs --model-name", "--model-name", "the name the server serves")
-    if backend not in ("inprocess", "http"):
-        raise BadOption(f"unknown backend {backend!r}", "--backend", "inprocess or http")
+    if backend not in BACKENDS:
+        raise BadOption(f"unknown backend {backend!r}", "--backend", ", ".join(BACKENDS))
     if rationale not in ("greedy", "sample"):
         raise BadOption(f"unknown rationale mode {rationale!r}", "--rationale", "greedy or sample")
-    if shop_url is not None and backend != "http":
-        raise BadOption("--shop-url needs --backend http", "--shop-url")
+    if shop_url is not None and backend not in ("http", "browser"):
+        raise BadOption("--shop-url needs --backend http or browser", "--shop-url")
     if shop_url is not None:
         _loopback(shop_url)
+    _check_browser_options(backend, start_url=start_url, shop_url=shop_url, allow=allow,
+                           screenshots=screenshots, policy=policy)
     if build_config is not None and policy is not None:
         raise BadOption("--build-config is for --model or --endpoint", "--build-config",
                         "the world's shopper and the baseline build no prompts")
@@ -205,7 +155,9 @@ def run(
         sessions_per_user=sessions_per_user, variant=variant, seed=seed, concurrency=concurrency,
         shard=shard_t, backend=backend, shop_url=shop_url, temperature=temperature, rationale=rationale,
         rationale_temperature=rationale_temperature, max_steps=max_steps, max_errors=max_errors,
-        split=split, device=device, progress=progress,
+        split=split, device=device, progress=progress, start_url=start_url, allow=allow,
+        screenshots=screenshots, step_timeout=step_timeout, time_budget=time_budget,
+        token_budget=token_budget,
     )
     c = summary["counts"]
     t = summary["timing"]
@@ -213,6 +165,14 @@ def run(
          f"earlier run), conversion {100 * c['conversion']:.1f}%, mean {c['mean_steps']:.1f} steps; "
          f"end reasons {c['end_reasons']}; invalid actions {c['errors'] or 0}; "
          f"{t['steps_per_second'] or 0} steps/s → {out}")
+    b = summary.get("browser")
+    if b:
+        _say(f"browser: {b['pages']} pages, fence violations {b['fence_violations']}, purchase intents "
+             f"{b['purchase_intents']}, crashes {b['crashes']} (reruns {b['reruns']}), name checks "
+             f"{b['name_checks']} ({b['name_mismatches']} mismatched)")
+
+
+BACKENDS = ("inprocess", "http", "browser")
 
 
 def _loopback(url: str) -> None:
@@ -222,97 +182,6 @@ def _loopback(url: str) -> None:
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise BadOption(f"{url} is not on this machine", "--shop-url",
                         "the simulator only drives a shop served on loopback (sim serve)")
-
-
-def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | None = None,
-             endpoint: str | None = None, model_name: str | None = None,
-             build_config: Path | None = None, users: list[str] | None = None,
-             persona_file: Path | None = None, max_users: int | None = None, sessions_per_user: int = 1,
-             variant: list[str] | None = None, seed: int = 0, concurrency: int = 1,
-             shard: tuple[int, int] = (0, 1), backend: str = "inprocess", shop_url: str | None = None,
-             temperature: float = 1.0, rationale: str = "sample", rationale_temperature: float = 1.0,
-             max_steps: int | None = None, max_errors: int = 5, split: str = "test",
-             device: str = "auto", progress: bool = True, console: Any = None) -> dict[str, Any]:
-    """The body of ``sim run`` as a function (the demo and ``sim ab`` call it)."""
-    from contextlib import ExitStack
-
-    from customer_r1.sim.env import EnvConfig, ShopEnv
-    from customer_r1.sim.runner import Runner, RunSpec
-    from customer_r1.world.load import load_world
-
-    w = load_world(world)
-    v = _variant(variant)
-    people = _users(w, users, persona_file)
-    if max_users is not None:
-        people = dict(list(people.items())[:max_users])
-    pol = make_policy(w, people, world_dir=world, policy=policy, model=model, endpoint=endpoint,
-                      model_name=model_name,
-                      build_config=build_config, temperature=temperature, rationale=rationale,
-                      rationale_temperature=rationale_temperature, device=device, concurrency=concurrency)
-    env_cfg = EnvConfig(max_steps=max_steps or w.config.max_steps, max_consecutive_errors=max_errors)
-    spec = RunSpec(world=str(world), world_config=json.loads(json.dumps(vars_of(w.config))),
-                   policy=pol.describe(), variant=v.to_dict() if v is not None else None,
-                   variant_name=v.name if v is not None else "control", seed=seed, users=list(people),
-                   sessions_per_user=sessions_per_user, max_steps=env_cfg.max_steps,
-                   max_consecutive_errors=env_cfg.max_consecutive_errors, split=split, backend=backend,
-                   shard=list(shard))
-    with ExitStack() as stack:
-        stack.callback(getattr(pol, "close", lambda: None))
-        if backend == "http":
-            from customer_r1.sim.http_env import HttpShop
-            from customer_r1.sim.site import create_app, serve_in_thread
-
-            url = shop_url or stack.enter_context(serve_in_thread(create_app(w)))
-
-            def factory() -> ShopEnv:
-                return ShopEnv(w, env_cfg, backend=HttpShop(url))
-        else:
-            def factory() -> ShopEnv:
-                return ShopEnv(w, env_cfg)
-        runner = Runner(w, pol, spec, out, users=people, env_factory=factory, variant=v,
-                        concurrency=concurrency, progress=progress, console=console or _err)
-        return runner.run()
-
-
-def vars_of(cfg: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(cfg)
-
-
-def make_policy(world: Any, users: dict[str, Any], *, world_dir: Path, policy: str | None, model: str | None,
-                endpoint: str | None, model_name: str | None, build_config: Path | None,
-                temperature: float, rationale: str, rationale_temperature: float, device: str,
-                concurrency: int) -> Any:
-    """The policy the flags describe."""
-    from customer_r1.sim import policies
-
-    if policy == "world":
-        return policies.WorldPolicy(world)
-    if policy == "baseline":
-        from customer_r1.data.opera import load_opera
-
-        try:
-            train = load_opera(world_dir, splits=["train"])
-        except FileNotFoundError as exc:
-            raise BadInput("the baseline needs the world's training sessions", str(world_dir),
-                           "pass a world written by `world generate`") from exc
-        return policies.BaselinePolicy(train, temperature=temperature)
-    from customer_r1.sim.prompts import load_build_config
-
-    if model is not None:
-        cfg_src = build_config or Path(model)
-        build = load_build_config(cfg_src, tokenizer=str(model))
-        return policies.RankerPolicy(model, build, users, temperature=temperature, rationale=rationale,
-                                     rationale_temperature=rationale_temperature, device=device)
-    from customer_r1.evaluation.backends.openai_api import OpenAIBackend
-
-    if build_config is None:
-        raise BadOption("--endpoint needs --build-config", "--build-config",
-                        "the build.json of the examples the served model was trained on")
-    build = load_build_config(build_config, tokenizer=None, token_budget=None)
-    backend = OpenAIBackend(str(endpoint), str(model_name), concurrency=max(1, concurrency))
-    return policies.EndpointPolicy(backend, build, users, temperature=temperature)
 
 
 @app.command("merge")
@@ -335,3 +204,14 @@ def merge(
     assert manifest is not None
     c = manifest["counts"]
     _say(f"merged {manifest['shard']}: {c['sessions']} sessions, {c['steps']} steps → {run_dir}")
+
+
+from customer_r1.cli.sim_ab import ab_command as _ab  # noqa: E402  (registered last: it imports simulate)
+
+app.command("ab")(_ab)
+
+from customer_r1.cli.sim_study import compare as _compare  # noqa: E402  (issue 17: session-level studies)
+from customer_r1.cli.sim_study import report as _report  # noqa: E402
+
+app.command("compare")(_compare)
+app.command("report")(_report)

@@ -665,7 +665,8 @@ class Ranker:
         if mode == "greedy":
             return lambda rows, logp: logp.argmax(-1).tolist()
         dev = self.device
-        gens = {r: torch.Generator(device=dev).manual_seed(int(s)) for r, s in seeds.items()}
+        gens = {r: torch.Generator(device=dev).manual_seed(int(s) % (1 << 64))  # any int
+                for r, s in seeds.items()}
 
         def pick(rows: Sequence[int], logp: Any) -> list[int]:
             v = logp.shape[-1]

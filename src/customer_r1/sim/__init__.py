@@ -7,8 +7,15 @@ imported by ``cli`` only:
 * ``env``      ``ShopEnv`` (reset/step, limits, errors in the observation) over a backend:
                in process, or ``http_env`` (``HttpShop``) against
 * ``site``     the shop as a real web application (Starlette under uvicorn);
+* ``browser``  ``BrowserShop``: the same backend API in headless Chromium (Playwright), on
+               our shop or an allowlisted site, with ``simplify.js`` (the in-page
+               simplifier), ``fence`` (the network allowlist, checked below the page) and
+               ``checkout`` (no orders, payments, sign-ins or personal data on other sites);
 * ``policies`` ``Policy`` protocol: the world's own shopper, the page-kind baseline, a
                trained checkpoint (ranked, sampled) and an OpenAI-compatible endpoint;
 * ``prompts``  step prompts from the same builder as training examples;
-* ``runner``   K sessions in flight, resumable, sharded; sessions written in OPeRA's layout.
+* ``runner``   K sessions in flight, resumable, sharded; sessions written in OPeRA's layout;
+* ``stats``    per-session figures with bootstrap intervals over users;
+* ``compare``  two sets of sessions scored as whole sessions (``sim compare``);
+* ``report``   the HTML + markdown report a UX researcher reads (``sim report``).
 """

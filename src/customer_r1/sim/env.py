@@ -13,10 +13,23 @@ The shop runs in process (:class:`InProcessShop`, fast) or behind the web app of
 ``sim/site.py`` (:class:`~customer_r1.sim.http_env.HttpShop`, real HTTP): both are a
 *backend* with ``start`` / ``act`` returning :class:`~customer_r1.sim.session.PageView`s, and
 give identical observations and outcomes for the same seeds.
+
+A real browser (:class:`~customer_r1.sim.browser.BrowserShop`) is a backend too, with
+outcomes the shop has no word for: a request off the allowlist (error kind
+``fence_violation``, in :data:`FATAL_ERRORS`: the session ends with that reason), a click
+that would order or pay on another site (the page comes back with ``ended`` set to
+``purchase_intent``: a valid step that ends the session, nothing was sent), or a crash
+(:class:`BackendCrashed`, raised: the runner restarts the browser and reruns the
+session). A backend may also say more about a step through ``extra_info()`` (a
+screenshot, the fence's log), which lands in ``info``. Budgets beyond ``max_steps``:
+``max_seconds`` of wall time and ``max_tokens`` of pages shown (estimated as characters
+/ 4, the bulk of a prompt), both checked after each action (``time_budget``,
+``token_budget``).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +42,17 @@ if TYPE_CHECKING:
     from customer_r1.world.generate import World
     from customer_r1.world.variants import SiteVariant
 
-END_REASONS = ("terminate", "purchase", "max_steps", "max_errors")
+END_REASONS = ("terminate", "purchase", "max_steps", "max_errors", "purchase_intent", "fence_violation",
+               "time_budget", "token_budget", "browser_crash")
+#: Error kinds of a backend that end the session (the end reason is the kind).
+FATAL_ERRORS = frozenset({"fence_violation"})
+#: ``PageView.ended`` values a backend sets that end the session with that reason.
+BACKEND_ENDS = frozenset({"purchase_intent", "fence_violation"})
+
+
+class BackendCrashed(RuntimeError):
+    """The backend's page or browser died: the session cannot go on, but a rerun from its
+    seed can (the runner restarts the backend with ``recover()`` and reruns it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +61,14 @@ class EnvConfig:
 
     max_steps: int = 40
     max_consecutive_errors: int = 5
+    max_seconds: float | None = None
+    max_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.max_consecutive_errors < 1:
@@ -126,6 +155,9 @@ class ShopEnv:
         self._consecutive = 0
         self._end = ""
         self._variant: SiteVariant | None = None
+        self._t0 = 0.0
+        self._tokens = 0
+        self.reset_info: dict[str, Any] = {}
 
     @property
     def page_view(self) -> PageView | None:
@@ -137,10 +169,36 @@ class ShopEnv:
         """Start a session of ``user`` on the home page; ``seed`` fixes today's deals
         (``deals`` sets them instead, e.g. to replay a recorded session)."""
         self._variant = variant
+        self._t0 = time.monotonic()
         self._view = self.backend.start(user, seed, variant, deals)
         self._done, self._steps, self._consecutive, self._end = False, 0, 0, ""
         self._errors = Counter()
-        return observation_of(self._view, "", variant)
+        self._tokens = len(self._view.html) // 4
+        self.reset_info = self._backend_info()
+        error = ""
+        if self._view.ended in BACKEND_ENDS:  # e.g. the first page already broke the fence
+            self._done, self._end = True, self._view.ended
+            error = str(self.reset_info.get("message", ""))
+            self.backend.leave()
+        return observation_of(self._view, error, variant)
+
+    @property
+    def done(self) -> bool:
+        """True once the session has ended (also right after a reset that ended it)."""
+        return self._done
+
+    def _backend_info(self) -> dict[str, Any]:
+        get = getattr(self.backend, "extra_info", None)
+        return dict(get()) if get is not None else {}
+
+    def _budget_end(self, view: PageView) -> str:
+        self._tokens += len(view.html) // 4
+        cfg = self.config
+        if cfg.max_tokens is not None and self._tokens > cfg.max_tokens:
+            return "token_budget"
+        if cfg.max_seconds is not None and time.monotonic() - self._t0 > cfg.max_seconds:
+            return "time_budget"
+        return ""
 
     def step(self, action: Action | str | dict[str, Any] | None) -> StepResult:
         """Do one action (an :class:`Action`, its JSON text or dict); never raises for a
@@ -155,8 +213,11 @@ class ShopEnv:
         before = self._view
         view, kind, msg = self.backend.act(parsed)
         self._view = view
+        extra = self._backend_info()
         if kind:
-            return self._count(self._error(kind, msg))
+            res = self._error(kind, msg)
+            res.info.update(extra)
+            return self._count(res, kind if kind in FATAL_ERRORS else "")
         self._steps += 1
         self._consecutive = 0
         info: dict[str, Any] = {"step": self._steps, "error_kind": "",
@@ -164,13 +225,18 @@ class ShopEnv:
                                 "element_meta": view.element_meta}
         if parsed.type == "click":
             info["click_type"] = before.elements.get(parsed.name or "")
+        info.update(extra)
         end = ""
         if parsed.type == "terminate":
             end = "terminate"
         elif view.ended == "purchase":
             end = "purchase"
+        elif view.ended in BACKEND_ENDS:
+            end = view.ended
         elif self._steps >= self.config.max_steps:
             end = "max_steps"
+        else:
+            end = self._budget_end(view)
         return self._finish(view, info, end)
 
     def _finish(self, view: PageView, info: dict[str, Any], end: str) -> StepResult:
@@ -190,15 +256,16 @@ class ShopEnv:
             info["end_reason"] = self._end
         return StepResult(observation_of(self._view, msg, self._variant), self._done, info)
 
-    def _count(self, res: StepResult) -> StepResult:
-        """An invalid action still counts towards both limits."""
+    def _count(self, res: StepResult, end: str = "") -> StepResult:
+        """An invalid action still counts towards the limits (``end``: it ends the session)."""
         self._steps += 1
         self._consecutive += 1
-        end = ""
-        if self._consecutive >= self.config.max_consecutive_errors:
+        if not end and self._consecutive >= self.config.max_consecutive_errors:
             end = "max_errors"
-        elif self._steps >= self.config.max_steps:
+        elif not end and self._steps >= self.config.max_steps:
             end = "max_steps"
+        elif not end and self._view is not None:
+            end = self._budget_end(self._view)
         if not end:
             res.info["step"] = self._steps
             return res

@@ -12,6 +12,15 @@ them unchanged; invalid actions, which OPeRA has no row for, stay in the trace o
 ``world/world.json`` (the source world's config and the simulated sessions' figures) and
 ``manifest.json`` (policy, checkpoint hash, world, variant, seeds, versions, counts).
 
+Slow backends (a real browser: ``backend.parallel``) have the actions of the sessions in
+flight done from a thread pool, one thread per session, while the policy still decides
+their steps in one batch. If a backend crashes (:class:`~customer_r1.sim.env.BackendCrashed`)
+it is recovered (``backend.recover()``: the browser restarted) and the session is rerun
+from its seed, up to ``max_reruns`` times, then recorded with ``end_reason``
+``browser_crash``; the run goes on. Crashes, reruns, restarts, fence violations and the
+browser's other counts go into the manifest (``browser``). With screenshots on, each
+step's page is saved as ``screenshots/<session>/<step>.png`` and named in the trace.
+
 Shards: ``shard=(i, n)`` runs every n-th job into ``OUT/shards/i-of-n/``; the shards of a
 run merge into one (:func:`merge_shards`, or automatically when the last one finishes on
 a shared folder). Across machines, point every shard's policy at one OpenAI-compatible
@@ -27,6 +36,7 @@ import platform
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +47,7 @@ import numpy as np
 from customer_r1.domain import Observation, Session, ShoppingData, Step, User
 from customer_r1.errors import BadInput, BadOption
 from customer_r1.io import read_json
-from customer_r1.sim.env import ShopEnv, StepResult
+from customer_r1.sim.env import BackendCrashed, ShopEnv, StepResult
 from customer_r1.sim.policies import ActRequest, Policy, PolicyAction
 
 if TYPE_CHECKING:
@@ -102,12 +112,20 @@ class RunSpec:
     split: str
     backend: str
     shard: list[int] = field(default_factory=lambda: [0, 1])
+    browser: dict[str, Any] | None = None  # the browser backend's site, allowlist, settings
+    budgets: dict[str, Any] | None = None  # per-session time and token budgets
 
     def key(self) -> dict[str, Any]:
         """The fields a resumed run must share (paths and the backend may differ)."""
         d = asdict(self)
         d.pop("world")
         d.pop("backend")
+        for optional in ("browser", "budgets"):  # absent from runs made before they existed
+            if d[optional] is None:
+                d.pop(optional)
+        if d.get("browser"):  # how the browser is driven does not change the sessions
+            d["browser"] = {k: v for k, v in d["browser"].items()
+                            if k not in ("screenshots", "step_timeout_s", "chromium", "allowlist")}
         d["policy"] = {k: v for k, v in d["policy"].items()
                        if k not in ("checkpoint", "endpoint", "invalid_outputs", "page_kinds")}
         return d
@@ -123,6 +141,8 @@ class _Slot:
     calls: int = 0
     clock: datetime = _START
     rng: np.random.Generator | None = None
+    shot: bytes | None = None  # the screenshot of ``obs``, if the backend takes them
+    start_info: dict[str, Any] = field(default_factory=dict)
 
 
 def _iso_ms(t: datetime) -> str:
@@ -139,7 +159,7 @@ class Runner:
     def __init__(self, world: World, policy: Policy, spec: RunSpec, out_dir: str | Path, *,
                  users: dict[str, User], env_factory: Callable[[], ShopEnv],
                  variant: SiteVariant | None = None, concurrency: int = 1,
-                 progress: bool = True, console: Any = None) -> None:
+                 progress: bool = True, console: Any = None, max_reruns: int = 3) -> None:
         if concurrency < 1:
             raise BadOption(f"concurrency must be >= 1, got {concurrency}", "--concurrency")
         self.world, self.policy, self.spec = world, policy, spec
@@ -150,6 +170,9 @@ class Runner:
         self.concurrency = concurrency
         self.progress = progress
         self.console = console
+        self.max_reruns = max_reruns
+        self.crash_counts: Counter[str] = Counter()  # crashes, reruns, sessions given up
+        self.backend_stats: Counter[str] = Counter()
 
     @property
     def shard_dir(self) -> Path:
@@ -163,6 +186,9 @@ class Runner:
         d = self.shard_dir
         d.mkdir(parents=True, exist_ok=True)
         _check_run_file(d, self.spec)
+        finished = self._finished(d)
+        if finished is not None:  # reused as it is, read-only (runs may share it)
+            return finished
         save_personas(d, self.users)
         path = d / SESSIONS_FILE
         done, repair = load_jsonl_checkpoint(path, key="key")
@@ -187,7 +213,8 @@ class Runner:
                                   repaired={"torn_tail": repair.torn_tail,
                                             "invalid_lines": repair.invalid_lines,
                                             "duplicates": repair.duplicates},
-                                  steps_before=steps_before)
+                                  steps_before=steps_before,
+                                  backend_counts={**self.backend_stats, **self.crash_counts})
         manifest["policy"] = self.policy.describe()  # with what it counted during the run
         _atomic_json(d / MANIFEST_FILE, manifest)
         if self.spec.shard[1] == 1:
@@ -198,6 +225,14 @@ class Runner:
                 manifest = maybe
         return manifest
 
+    def _finished(self, d: Path) -> dict[str, Any] | None:
+        """The manifest of a run already finished in ``d`` with these settings, else None."""
+        if self.spec.shard[1] != 1 or not (d / MANIFEST_FILE).is_file() or not (d / "world").is_dir():
+            return None
+        manifest = read_json(d / MANIFEST_FILE)
+        planned = len(self.spec.users) * self.spec.sessions_per_user
+        return manifest if manifest.get("counts", {}).get("sessions") == planned else None
+
     def _loop(self, todo: deque[SessionJob], path: Path, total: int, already: int) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -205,37 +240,99 @@ class Runner:
 
         slots: list[_Slot | None] = [None] * self.concurrency
         envs = [self.env_factory() for _ in range(self.concurrency)]
+        parallel = self.concurrency > 1 and any(getattr(e.backend, "parallel", False) for e in envs)
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sim-step") if parallel else None
         steps = 0
         t0 = time.perf_counter()
         finished = 0
+        reruns: Counter[str] = Counter()
         cols = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("sessions · {task.fields[rate]}"), TimeElapsedColumn())
+
+        def each(fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> list[Any]:
+            """fn(*item) for every item, in threads for a slow backend; a crash is returned."""
+            def safe(item: tuple[Any, ...]) -> Any:
+                try:
+                    return fn(*item)
+                except BackendCrashed as exc:
+                    return exc
+            return list(pool.map(safe, items)) if pool is not None else [safe(i) for i in items]
+
+        def crashed(i: int, job: SessionJob, slot: _Slot | None,
+                    exc: BackendCrashed) -> dict[str, Any] | None:
+            """Recover slot i's backend; requeue the job, or give it up after max_reruns."""
+            self.crash_counts["crashes"] += 1
+            self.policy.end(job.key)
+            envs[i].backend.recover()  # type: ignore[attr-defined]
+            if reruns[job.key] < self.max_reruns:
+                reruns[job.key] += 1
+                self.crash_counts["reruns"] += 1
+                todo.appendleft(job)
+                return None
+            self.crash_counts["sessions_lost_to_crashes"] += 1
+            s = slot or _Slot(job, envs[i], Observation("", "", {}))
+            fake = StepResult(s.obs, True, {"end_reason": "browser_crash", "error": str(exc)})
+            return self._finish(s, fake)
+
         try:
             with path.open("a", encoding="utf-8") as fh, Progress(
                     *cols, console=self.console, disable=not self.progress, transient=True) as bar:
                 task = bar.add_task("sim", total=total, completed=already, rate="")
                 while todo or any(slots):
+                    starting = []
                     for i in range(self.concurrency):
                         if slots[i] is None and todo:
-                            slots[i] = self._start(todo.popleft(), envs[i])
+                            starting.append((i, todo.popleft()))
+                    started = each(lambda i, job: self._start(job, envs[i]), starting)
+                    for (i, job), got in zip(starting, started, strict=True):
+                        if isinstance(got, BackendCrashed):
+                            rec = crashed(i, job, None, got)
+                        elif got.env.done:  # the first page already ended it (the fence)
+                            rec = self._finish(got, StepResult(got.obs, True, {
+                                "end_reason": got.env.end_reason, **got.start_info}))
+                        else:
+                            slots[i] = got
+                            continue
+                        if rec is not None:
+                            append_jsonl(fh, [rec])
+                            self.policy.end(job.key)
+                            finished += 1
                     active = [s for s in slots if s is not None]
+                    if not active:
+                        continue
                     reqs = [ActRequest(s.job.key, s.obs, s.history, self.users[s.job.user_id],
                                        seed=_step_seed(s.job.seed, s.calls)) for s in active]
                     decisions = self.policy.act_batch(reqs)
-                    for s, dec in zip(active, decisions, strict=True):
-                        res = self._step(s, dec)
-                        steps += 1
-                        if res.done:
-                            append_jsonl(fh, [self._finish(s, res)])
-                            self.policy.end(s.job.key)
-                            slots[slots.index(s)] = None
-                            finished += 1
+                    results = each(self._step, list(zip(active, decisions, strict=True)))
+                    for s, res in zip(active, results, strict=True):
+                        i = slots.index(s)
+                        if isinstance(res, BackendCrashed):
+                            slots[i] = None
+                            rec = crashed(i, s.job, s, res)
+                            if rec is None:
+                                continue
+                        else:
+                            steps += 1
+                            if not res.done:
+                                continue
+                            rec = self._finish(s, res)
+                            slots[i] = None
+                        append_jsonl(fh, [rec])
+                        self.policy.end(s.job.key)
+                        finished += 1
                     el = max(1e-9, time.perf_counter() - t0)
                     bar.update(task, completed=already + finished,
                                rate=f"{finished / el:.2f} sessions/s · {steps / el:.1f} steps/s")
         finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
             for env in envs:
+                self.backend_stats.update(getattr(env.backend, "stats", {}))
                 env.close()
+            browser = getattr(envs[0].backend, "browser", None) if envs else None
+            if browser is not None:
+                self.crash_counts["browser_restarts"] = getattr(browser, "restarts", 0)
+                self.crash_counts["browser_level_blocked"] = len(getattr(browser, "blocked", []))
         return steps
 
     def _start(self, job: SessionJob, env: ShopEnv) -> _Slot:
@@ -244,7 +341,10 @@ class Runner:
         obs = env.reset(job.user_id, job.seed, self.variant)
         rng = np.random.default_rng(np.random.SeedSequence([job.seed, 0x7133]))
         clock = _START + timedelta(seconds=int(job.seed % (60 * 86400)))
-        return _Slot(job, env, obs, clock=clock, rng=rng)
+        info = dict(env.reset_info)
+        shot = info.pop("screenshot", None)
+        info.pop("message", None)
+        return _Slot(job, env, obs, clock=clock, rng=rng, shot=shot, start_info=info)
 
     def _step(self, s: _Slot, dec: PolicyAction) -> StepResult:
         s.calls += 1
@@ -270,6 +370,12 @@ class Runner:
         if dec.action is None:
             entry["policy_error"] = dec.info.get("error", "")
             entry["raw"] = dec.raw
+        if s.shot is not None:  # the page the action was taken on
+            entry["screenshot"] = self._save_shot(s, len(s.record), s.shot)
+        s.shot = res.info.pop("screenshot", None)
+        extra = {k: res.info[k] for k in ("fence", "intent", "name_mismatch") if res.info.get(k)}
+        if extra:
+            entry["browser"] = extra
         s.record.append(entry)
         if not err and dec.action is not None:
             extra: dict[str, Any] = {}
@@ -285,6 +391,15 @@ class Runner:
         s.obs = res.observation
         return res
 
+    def _save_shot(self, s: _Slot, index: int, png: bytes) -> str:
+        """Write one screenshot; its path relative to the run folder."""
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in s.job.key)
+        rel = Path("screenshots") / safe / f"{index:03d}.png"
+        f = self.shard_dir / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(png)
+        return str(rel if self.shard_dir == self.out else self.shard_dir.relative_to(self.out) / rel)
+
     def _finish(self, s: _Slot, res: StepResult) -> dict[str, Any]:
         valid = [e for e in s.record if not e["error_kind"]]
         first = valid[0]["timestamp"] if valid else _iso_ms(s.clock)
@@ -293,14 +408,24 @@ class Runner:
         errors = Counter(e["error_kind"] for e in s.record if e["error_kind"])
         last = valid[-1] if valid else None
         purchase = (last is not None and last["click_type"] == "purchase"
-                    and res.info.get("end_reason") == "purchase")
-        return {
+                    and res.info.get("end_reason") in ("purchase", "purchase_intent"))
+        record = {
             "key": s.job.key, "user_id": s.job.user_id, "index": s.job.index, "seed": s.job.seed,
             "session_id": sid, "variant": self.spec.variant_name,
             "end_reason": res.info.get("end_reason", ""), "outcome": "purchase" if purchase else "terminate",
             "n_steps": len(valid), "n_errors": sum(errors.values()), "errors": dict(errors),
             "final_page_kind": res.observation.page_kind, "steps": s.record,
         }
+        # what only the browser backend notes (absent otherwise, so traces stay as they were)
+        for k in ("fence", "intent"):
+            if res.info.get(k):
+                record[k] = res.info[k]
+        if res.info.get("end_reason") in ("fence_violation", "browser_crash"):
+            record["end_detail"] = res.observation.last_action_error or res.info.get("error", "")
+        shot = s.shot if s.shot is not None else res.info.pop("screenshot", None)
+        if shot is not None:
+            record["final_screenshot"] = self._save_shot(s, len(s.record), shot)
+        return record
 
 
 def _step_seed(session_seed_: int, t: int) -> int:
@@ -400,8 +525,9 @@ def export_run(out: Path, world: World, records: Sequence[dict[str, Any]], users
 
 def build_manifest(spec: RunSpec, records: Sequence[dict[str, Any]], *, seconds: float = 0.0,
                    new_steps: int = 0, resumed: int = 0, repaired: dict[str, Any] | None = None,
-                   steps_before: int = 0) -> dict[str, Any]:
-    """Settings, versions and counts of a run (or of merged shards)."""
+                   steps_before: int = 0, backend_counts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Settings, versions and counts of a run (or of merged shards); ``backend_counts``:
+    what the backends and the runner counted (the browser's pages, crashes, reruns)."""
     import customer_r1
 
     ends = Counter(r["end_reason"] for r in records)
@@ -411,7 +537,7 @@ def build_manifest(spec: RunSpec, records: Sequence[dict[str, Any]], *, seconds:
         errors.update(r.get("errors", {}))
     steps = sum(r["n_steps"] for r in records)
     n = len(records)
-    return {
+    manifest = {
         "policy": spec.policy, "world": spec.world, "world_config": spec.world_config,
         "variant": spec.variant_name, "variant_config": spec.variant, "seed": spec.seed,
         "sessions_per_user": spec.sessions_per_user, "users": len(spec.users),
@@ -429,6 +555,38 @@ def build_manifest(spec: RunSpec, records: Sequence[dict[str, Any]], *, seconds:
         "timing": {"seconds": round(seconds, 2), "steps_this_run": new_steps,
                    "steps_per_second": round(new_steps / seconds, 2) if seconds > 0 else None},
         "session_seeds": "sessions.jsonl (seed per session: sha256 of run seed, user, index)",
+    }
+    if spec.budgets:
+        manifest["limits"].update(spec.budgets)
+    if spec.backend == "browser" or spec.browser:
+        manifest["browser"] = browser_counts(spec, records, backend_counts or {})
+    return manifest
+
+
+def browser_counts(spec: RunSpec, records: Sequence[dict[str, Any]],
+                   counted: dict[str, Any]) -> dict[str, Any]:
+    """The browser backend's part of a manifest: its settings, the sessions the fence and
+    the no-checkout rule ended, blocked requests by layer, crashes and reruns, and the
+    simplifier's name checks against our shop's recorder names."""
+    ends = Counter(r["end_reason"] for r in records)
+    layers: Counter[str] = Counter()
+    for r in records:
+        for v in r.get("fence", []):
+            layers[v.get("layer", "")] += 1
+    pages = int(counted.get("pages", 0))
+    return {
+        "settings": spec.browser or {},
+        "fence_violations": ends.get("fence_violation", 0),
+        "blocked_requests_by_layer": dict(layers),
+        "purchase_intents": ends.get("purchase_intent", 0),
+        "crashes": int(counted.get("crashes", 0)), "reruns": int(counted.get("reruns", 0)),
+        "browser_restarts": int(counted.get("browser_restarts", 0)),
+        "browser_level_blocked": int(counted.get("browser_level_blocked", 0)),
+        "sessions_lost_to_crashes": ends.get("browser_crash", 0),
+        "pages": pages,
+        "name_checks": int(counted.get("name_checks", 0)),
+        "name_mismatches": int(counted.get("name_mismatches", 0)),
+        "mean_simplify_ms": round(counted.get("simplify_ms_total", 0) / pages, 1) if pages else None,
     }
 
 
@@ -474,11 +632,16 @@ def merge_shards(out: str | Path, world: World, users: dict[str, User], *,
     spec = RunSpec(**{**specs[0]["spec"], "shard": [0, 1]})
     records: dict[str, dict[str, Any]] = {}
     seconds = 0.0
+    counted: Counter[str] = Counter()  # the browser's counts, summed over the shards
     for i in range(n):
         d = out / "shards" / f"{i}-of-{n}"
         rows, _ = load_jsonl_checkpoint(d / SESSIONS_FILE, key="key")
         records.update(rows)
-        seconds = max(seconds, read_json(d / MANIFEST_FILE)["timing"]["seconds"])
+        shard_manifest = read_json(d / MANIFEST_FILE)
+        seconds = max(seconds, shard_manifest["timing"]["seconds"])
+        b = shard_manifest.get("browser") or {}
+        counted.update({k: b[k] for k in ("crashes", "reruns", "browser_restarts", "pages", "name_checks",
+                                          "name_mismatches") if isinstance(b.get(k), int)})
     jobs = plan_jobs(spec.users, spec.sessions_per_user, spec.seed)
     missing = [j.key for j in jobs if j.key not in records]
     if missing:
@@ -486,7 +649,7 @@ def merge_shards(out: str | Path, world: World, users: dict[str, User], *,
                        str(out / "shards"), "resume the shards before merging")
     ordered = [records[j.key] for j in jobs]
     _rewrite_in_order(out / SESSIONS_FILE, ordered)
-    manifest = build_manifest(spec, ordered, seconds=seconds)
+    manifest = build_manifest(spec, ordered, seconds=seconds, backend_counts=dict(counted))
     manifest["shard"] = f"merged from {n} shards"
     _atomic_json(out / RUN_FILE, {"spec": asdict(spec), "key": spec.key()})
     _atomic_json(out / MANIFEST_FILE, manifest)

@@ -167,3 +167,137 @@ def bootstrap_diff(a: Sequence[SessionRow], b: Sequence[SessionRow], stat: Stat,
             draws[i] = stat(_resample(la, rng)) - stat(_resample(lb, rng))
     lo, hi = np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)])
     return Interval(stat(a) - stat(b), float(lo), float(hi))
+
+
+# --------------------------------------------------------------------------- many figures at once
+#
+# ``sim compare`` needs dozens of figures, each with a user-level bootstrap and a
+# permutation test. Every figure below is a ratio of sums over sessions (conversion =
+# purchases / sessions, a share = count / total ...), so resampling users is the same as
+# weighting each user's per-user sums by how often the replicate drew that user. The
+# draws are made exactly as :func:`bootstrap` and :func:`bootstrap_diff` make them (same
+# seed, same user order, same calls to the generator), so a figure computed here equals
+# theirs, only without rebuilding row lists a thousand times (``tests/test_sim_compare.py``).
+
+
+def user_order(rows: Sequence[SessionRow]) -> list[str]:
+    """Users in first-appearance order: the order :func:`bootstrap` draws them in."""
+    return list(by_user(rows))
+
+
+def draw_users(n: int, *, n_boot: int, seed: int) -> np.ndarray:
+    """``(n_boot, n)`` multiplicities of ``n`` users per replicate, drawn as :func:`bootstrap` draws."""
+    rng = np.random.default_rng(seed)
+    w = np.zeros((n_boot, n))
+    if n == 0:
+        return w
+    for i in range(n_boot):
+        w[i] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+    return w
+
+
+def draw_user_pairs(n_a: int, n_b: int, *, n_boot: int, seed: int,
+                    paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Multiplicities for both sides of a difference, drawn as :func:`bootstrap_diff` draws:
+    ``paired`` (the same users on both sides, in sorted id order) draws once for both;
+    otherwise each side's users (first-appearance order) are drawn independently."""
+    if paired:
+        if n_a != n_b:
+            raise ValueError(f"paired draws need the same users on both sides ({n_a} != {n_b})")
+        w = draw_users(n_a, n_boot=n_boot, seed=seed)
+        return w, w
+    rng = np.random.default_rng(seed)
+    wa, wb = np.zeros((n_boot, n_a)), np.zeros((n_boot, n_b))
+    for i in range(n_boot):
+        if n_a:
+            wa[i] = np.bincount(rng.integers(0, n_a, size=n_a), minlength=n_a)
+        if n_b:
+            wb[i] = np.bincount(rng.integers(0, n_b, size=n_b), minlength=n_b)
+    return wa, wb
+
+
+def permutation_weights(n_a: int, n_b: int, *, n_perm: int, seed: int,
+                        paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Relabelled sets under "both sides are the same shoppers", as weights over the
+    concatenated users ``[users of a..., users of b...]``: ``paired`` (user i of a is user
+    i of b) swaps each user's two groups of sessions with probability 1/2; otherwise the
+    pooled users are dealt at random into groups of ``n_a`` and ``n_b``. Whole users move,
+    so sessions of one shopper stay together, as in the bootstrap."""
+    rng = np.random.default_rng(seed)
+    if paired:
+        if n_a != n_b:
+            raise ValueError(f"paired permutations need the same users on both sides ({n_a} != {n_b})")
+        s = rng.integers(0, 2, size=(n_perm, n_a)).astype(float)
+        return np.hstack([1 - s, s]), np.hstack([s, 1 - s])
+    m = np.zeros((n_perm, n_a + n_b))
+    for i in range(n_perm):
+        m[i, rng.permutation(n_a + n_b)[:n_a]] = 1.0
+    return m, 1 - m
+
+
+def per_user_sums(rows: Sequence[SessionRow], users: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` (one row per session: ``(n_rows,)`` or ``(n_rows, k)``) per user, in
+    ``users`` order (users without sessions sum to 0)."""
+    index = {u: i for i, u in enumerate(users)}
+    of = np.array([index[r.user_id] for r in rows], dtype=int)
+    vals = np.asarray(values, dtype=float)
+    out = np.zeros((len(users), *vals.shape[1:]))
+    if len(rows):
+        np.add.at(out, of, vals)
+    return out
+
+
+def ratio_of_sums(weights: np.ndarray, num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``(weights @ num) / (weights @ den)`` per replicate; NaN where the denominator is 0."""
+    top, bottom = weights @ num, weights @ den
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1.0), np.nan)
+
+
+def interval_from_draws(value: float, draws: np.ndarray, level: float = 0.95) -> Interval:
+    """Percentile interval of bootstrap ``draws`` around ``value`` (NaN draws ignored)."""
+    draws = np.asarray(draws, dtype=float)
+    if not np.isfinite(draws).any():
+        return Interval(float(value), float("nan"), float("nan"))
+    lo, hi = np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(float(value), float(lo), float(hi))
+
+
+def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (base 2, in [0, 1]) of two count or probability
+    vectors over the same categories; NaN when either has no mass."""
+    return float(js_rows(np.atleast_2d(np.asarray(p, dtype=float)),
+                         np.atleast_2d(np.asarray(q, dtype=float)))[0])
+
+
+def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise :func:`js_divergence` of two ``(n, k)`` count matrices."""
+    p = np.asarray(p, dtype=float)
+    q = np.asarray(q, dtype=float)
+    sp, sq = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+    ok = (sp[:, 0] > 0) & (sq[:, 0] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = p / np.where(sp > 0, sp, 1.0)
+        q = q / np.where(sq > 0, sq, 1.0)
+        m = (p + q) / 2
+
+        def kl(a: np.ndarray) -> np.ndarray:
+            return np.where(a > 0, a * np.log2(np.where(a > 0, a, 1.0) / np.where(m > 0, m, 1.0)), 0.0).sum(1)
+
+        out = (kl(p) + kl(q)) / 2
+    return np.where(ok, np.clip(out, 0.0, 1.0), np.nan)
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(Pearson, Spearman) of two equal-length vectors; NaN when either is constant or
+    shorter than 3."""
+    from scipy.stats import rankdata
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    pearson = float(np.corrcoef(x, y)[0, 1])
+    rx, ry = rankdata(x), rankdata(y)
+    spearman = float(np.corrcoef(rx, ry)[0, 1]) if np.ptp(rx) and np.ptp(ry) else float("nan")
+    return pearson, spearman

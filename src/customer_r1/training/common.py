@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -201,8 +202,6 @@ def clock() -> float:
 
 def time_limit_callback(minutes: float) -> Any:
     """Stops training cleanly after ``minutes`` of wall time (the model is then saved as usual)."""
-    import time
-
     from transformers import TrainerCallback
 
     class TimeLimit(TrainerCallback):
@@ -248,8 +247,6 @@ def time_budget_callback(minutes: float, warmup_steps: int, kind: str) -> Any:
     hardware whose speed is not known in advance (a lent GPU) this anneals to 0 exactly
     when the budget runs out. It swaps the lambdas of the trainer's ``LambdaLR``.
     """
-    import time
-
     from torch.optim.lr_scheduler import LambdaLR
     from transformers import TrainerCallback
 
