@@ -22,11 +22,14 @@ SPU=${SPU:-2}          # sessions per shopper and arm (80 shoppers)
 SFT_MIN=${SFT_MIN:-2.5} # minutes of SFT for the mixed-variant model
 TSPU=${TSPU:-6}        # sessions per shopper of the true arms
 K=${K:-64}             # sessions in flight per model run
+DEV=${DEV:-cuda}       # cuda here; cpu for a dry run of the plumbing
+MAXU=${MAXU:-80}       # shoppers
 mkdir -p "$OUT"
 if [ "${SKIP_WHEELS:-0}" != 1 ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 fi
 # USE_HUB_KERNELS=0: transformers would fetch hub kernels for CUDA, which offline fails.
+export DEV
 export PYTHONPATH=/tmp/site:src PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true HF_HUB_OFFLINE=1 USE_HUB_KERNELS=0
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*" | tee -a "$OUT/timeline.log"; }
@@ -41,26 +44,27 @@ from customer_r1.world import WorldConfig
 cfg = WorldConfig(users=80, sessions_per_user=20, seed=0, page_size="compact")
 open("runs/validity/world/world/world.json", "w").write(json.dumps({"format": 1, "config": asdict(cfg)}))
 import torch
-print("torch", torch.__version__, "cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0))
+print("torch", torch.__version__, "cuda", torch.cuda.is_available())
 PY
-ALL=reviews_hidden,ratings_hidden,price_up_10,price_down_10,sort_by_price,results_halved,results_doubled,no_brand_filters,no_deals,no_related_searches,add_to_cart_below
-HELD=ratings_hidden,price_down_10,results_halved,no_brand_filters,add_to_cart_below
-COMMON=(--world "$V/world" --max-users 80 --sessions-per-user "$SPU" --boot 1000)
+ALL=${ALL:-reviews_hidden,ratings_hidden,price_up_10,price_down_10,sort_by_price,results_halved,results_doubled,no_brand_filters,no_deals,no_related_searches,add_to_cart_below}
+HELD=${HELD:-ratings_hidden,price_down_10,results_halved,no_brand_filters,add_to_cart_below}
+COMMON=(--world "$V/world" --max-users "$MAXU" --sessions-per-user "$SPU" --true-sessions-per-user "$TSPU" --boot 1000)
 
 stamp "SFT of the mixed-variant model starts (GPU)"
-( timeout 240 $PY -c "from customer_r1.cli import main; main()" demo \
+[ "${SKIP_SFT:-0}" = 1 ] || ( timeout 240 $PY -c "from customer_r1.cli import main; main()" demo \
     --config recipes/tiny-cpu/variant-mix-gpu.yaml --stage train --sft-minutes "$SFT_MIN" > "$OUT/mix-sft.raw" 2>&1;
   echo "exit $?" >> "$OUT/mix-sft.raw" ) &
 SFT=$!
 
 stamp "throughput on the GPU (K = 1, 16, 64), beside the CPU work below"
-( timeout 100 $PY - <<'PY' > "$OUT/throughput.log" 2>&1
+[ "${SKIP_TP:-0}" = 1 ] || ( timeout 100 $PY - <<'PY' > "$OUT/throughput.log" 2>&1
+import os
 import torch
 from customer_r1.cli.simulate import simulate
 for k in (1, 16, 64):
     m = simulate(world="runs/validity/world", out=f"runs/tp-k{k}", model="demo-model/real-grpo",
                  max_users=64 if k > 1 else 8, sessions_per_user=1, seed=0, concurrency=k,
-                 progress=False, device="cuda")
+                 progress=False, device=os.environ.get("DEV", "cuda"))
     c = m["counts"]
     print(f"K={k}: {c['sessions']} sessions, {c['steps']} steps in {m['timing']['seconds']:.1f} s "
           f"= {c['steps'] / m['timing']['seconds']:.1f} steps/s", flush=True)
@@ -69,8 +73,8 @@ PY
 TP=$!
 
 stamp "true arms (the world's shopper), every variant (CPU)"
-timeout 150 $PY benchmarks/sim_ab_validity.py --out "$V/truth" --policies "" --variants "$ALL" \
-  "${COMMON[@]}" --true-sessions-per-user "$TSPU" --concurrency 16 > "$OUT/true.log" 2>&1
+timeout 200 $PY benchmarks/sim_ab_validity.py --out "$V/truth" --policies "" --variants "$ALL" \
+  "${COMMON[@]}" --concurrency 16 > "$OUT/true.log" 2>&1
 # Every policy reuses the true arms from there (a finished run folder is read, never rewritten).
 for d in shipped none mix; do mkdir -p "$V/$d" && ln -sfn "$PWD/$V/truth/true" "$V/$d/true"; done
 stamp "true arms done"
@@ -79,18 +83,18 @@ stamp "throughput done"; cat "$OUT/throughput.log"
 
 stamp "shipped checkpoints on every variant (GPU)"
 ( timeout 250 $PY benchmarks/sim_ab_validity.py --out "$V/shipped" --policies shipped --variants "$ALL" \
-    "${COMMON[@]}" --concurrency "$K" --device cuda > "$OUT/shipped.log" 2>&1; echo "exit $?" >> "$OUT/shipped.log" ) &
+    "${COMMON[@]}" --concurrency "$K" --device "$DEV" > "$OUT/shipped.log" 2>&1; echo "exit $?" >> "$OUT/shipped.log" ) &
 P1=$!
 ( timeout 250 $PY benchmarks/sim_ab_validity.py --out "$V/none" --policies none --variants "$ALL" \
-    "${COMMON[@]}" --concurrency "$K" --device cuda > "$OUT/none.log" 2>&1; echo "exit $?" >> "$OUT/none.log" ) &
+    "${COMMON[@]}" --concurrency "$K" --device "$DEV" > "$OUT/none.log" 2>&1; echo "exit $?" >> "$OUT/none.log" ) &
 P2=$!
 wait $SFT
-stamp "mixed-variant SFT done: $(tail -1 "$OUT/mix-sft.raw")"
-MIX=runs/variant-mix/models/real/sft
+stamp "mixed-variant SFT done: $(tail -c 300 "$OUT/mix-sft.raw" | tr '\r' '\n' | tail -2 | tr '\n' ' ')"
+MIX=${MIX:-runs/variant-mix/models/real/sft}
 if [ -f "$MIX/metrics.json" ]; then
   ( timeout 120 $PY benchmarks/sim_ab_validity.py --out "$V/mix" --policies "" --extra "mix_sft=$MIX" \
       --extra "shipped_sft=demo-model/real-sft" --variants "$HELD" --heldout "$HELD" \
-      "${COMMON[@]}" --concurrency "$K" --device cuda > "$OUT/mix.log" 2>&1; echo "exit $?" >> "$OUT/mix.log" ) &
+      "${COMMON[@]}" --concurrency "$K" --device "$DEV" > "$OUT/mix.log" 2>&1; echo "exit $?" >> "$OUT/mix.log" ) &
   P3=$!
 fi
 wait $P1 $P2

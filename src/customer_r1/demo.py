@@ -624,7 +624,7 @@ def print_table(results: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- simulation
 
-SIM_DEFAULTS: dict[str, Any] = {"users": 32, "sessions_per_user": 2, "concurrency": 16, "seed": 0,
+SIM_DEFAULTS: dict[str, Any] = {"users": 20, "sessions_per_user": 2, "concurrency": 16, "seed": 0,
                                 "variants": ["reviews_hidden", "ratings_hidden"], "checkpoint": "real-grpo"}
 
 
