@@ -20,8 +20,13 @@ on the world (smallest mean with the gold name always present):
 
     ratio=<mean tokens / oldest-page drop> gold=<share> evidence=<share>
 
+A floor no strategy that keeps every name and label can pass is printed beside the
+table: the tokens of the current page's ``name="..."`` attributes and its elements'
+labels alone (mean over every 10th example).
+
 Usage: nice -n 10 python benchmarks/compression.py [--datasets build,world] [--sessions 437]
-       [--steps 4864] [--world-users 44] [--budget 65536]
+       [--steps 4864] [--world-users 44] [--budget 65536] [--every K]
+``--every K`` keeps every K-th session of each dataset (the same sessions, fewer of them).
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from __future__ import annotations
 import argparse
 import html as html_lib
 import json
+import re
 import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +125,25 @@ def world_data(users: int, sessions_per_user: int) -> tuple[Any, dict[str, list[
     return world.to_shopping_data(), evidence
 
 
+def names_floor(pages: list[str], tok: Any, every: int = 10) -> tuple[float, float]:
+    """Mean tokens of a page's name attributes alone, and with its elements' labels
+    (every ``every``-th page): what trimming that keeps every name and label cannot cut."""
+    from customer_r1.data.compress import ParsedPage
+
+    backend = tok.backend_tokenizer
+    names_only: list[int] = []
+    with_labels: list[int] = []
+    for html in pages[::every]:
+        names = " ".join(f'name="{n}"' for n in re.findall(r'\sname="([^"]*)"', html))
+        labels = " ".join(p.text for ps in ParsedPage(html).region_pieces() for p in ps
+                          if p.kind == "label")
+        a = len(backend.encode(names, add_special_tokens=False).ids)
+        b = len(backend.encode(labels, add_special_tokens=False).ids)
+        names_only.append(a)
+        with_labels.append(a + b)
+    return statistics.mean(names_only), statistics.mean(with_labels)
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -132,6 +158,7 @@ def main() -> None:
     ap.add_argument("--world-sessions-per-user", type=int, default=10)
     ap.add_argument("--budget", type=int, default=65_536)
     ap.add_argument("--tokenizer", default="smollm2")
+    ap.add_argument("--every", type=int, default=1, help="Keep every K-th session of each dataset.")
     ap.add_argument("--json", default=None, help="Also write every figure here.")
     args = ap.parse_args()
     tok = load_tokenizer(args.tokenizer)
@@ -145,13 +172,17 @@ def main() -> None:
             data, evidence = world_data(args.world_users, args.world_sessions_per_user)
         else:
             raise SystemExit(f"unknown dataset {ds!r}: build or world")
+        if args.every > 1:
+            data = replace(data, sessions=data.sessions[:: args.every])
         pages = [page_piece(st.observation.html) for s in data.sessions for st in s.steps]
         print(f"[{ds}] {len(data.sessions)} sessions, {len(pages)} steps, page chars median "
               f"{statistics.median(len(p) for p in pages):,.0f}, made in {time.perf_counter() - t0:.0f} s",
               flush=True)
         floor = floor_seconds(pages, tok)
         print(f"[{ds}] tokenize-once floor {floor:.1f} s", flush=True)
-        res: dict[str, Any] = {"floor": floor, "rows": {}}
+        nf, nlf = names_floor(pages, tok)
+        print(f"[{ds}] current page's names alone {nf:,.0f} tokens, with labels {nlf:,.0f}", flush=True)
+        res: dict[str, Any] = {"floor": floor, "names_floor": nf, "names_labels_floor": nlf, "rows": {}}
         for name in rows:
             r = measure(data, ROWS[name], args.budget, tok, args.tokenizer, evidence)
             res["rows"][name] = r
@@ -168,6 +199,10 @@ def main() -> None:
             print(f"| {name} | {r['mean']:,.0f} | {r['p90']:,.0f} | {ratio} | {r['history_kept']:.2f} | "
                   f"{r['cut']} | {pct(r['gold'])} ({pct(r['gold_current'])}) | {pct(r['evidence'])} "
                   f"({pct(r['evidence_current'])}) | {r['seconds']:.0f} | {r['seconds'] / floor:.2f} |")
+        if base:
+            print(f"names-and-labels floor of the current page alone: {nlf:,.0f} tokens "
+                  f"({nlf / base['mean']:.3f} of oldest-page drop; names alone {nf:,.0f}, "
+                  f"{nf / base['mean']:.3f})")
         print(flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
