@@ -14,7 +14,7 @@ the world's policy (``eval motives``) and a sign test on the steps where exactly
 the two is right. Everything lands in ``OUT/results.json`` and ``OUT/motives-*.md``.
 
 Usage: nice -n 10 python benchmarks/compression_accuracy.py [--out runs/compress]
-       [--minutes 6] [--stages world,base,build,train,eval]
+       [--minutes 15] [--stages world,base,build,train,eval]
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def evaluate(root: Path, built: dict[str, Path], world: Path,
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/compress")
-    ap.add_argument("--minutes", type=float, default=6.0)
+    ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--stages", default="world,base,build,train,eval")
     a = ap.parse_args()
     stages = set(a.stages.split(","))
