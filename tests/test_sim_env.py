@@ -220,8 +220,18 @@ def test_http_client_never_leaves_the_shop(world, shop_url):
     shop.close()
 
 
-@pytest.mark.parametrize("style,budget,history", [("compact", 2200, 3), ("chat", 3400, 6), ("full", 3400, 8)])
-def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, style, budget, history):
+_ALL = ("furniture", "history_diff", "trim_current")
+
+
+@pytest.mark.parametrize("style,budget,history,compress", [
+    ("compact", 2200, 3, ()), ("chat", 3400, 6, ()), ("full", 3400, 8, ()),
+    # Compressed prompts: furniture references, page changes and trimmed current pages,
+    # with the whole session (steps lose their reasons, then go, to fit).
+    ("compact", 2600, None, _ALL), ("chat", 3400, 6, _ALL), ("full", 3400, 8, ("furniture",)),
+    ("full", 4000, None, ("history_diff", "trim_current")),
+])
+def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, style, budget, history,
+                                                             compress):
     """Every prompt of recorded world sessions, replayed through the environment, is
     byte-identical to the built example of that step (budget drops and cuts included)."""
     from customer_r1.data.tokens import TokenCounter
@@ -229,10 +239,17 @@ def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, sty
     world = generate_world(WorldConfig(users=3, sessions_per_user=3, seed=5, population=50))
     data = world.to_shopping_data()
     cfg = BuildConfig(tokenizer="tiny", token_budget=budget, max_history_steps=history, prompt_style=style,
-                      progress=False)
+                      compress=list(compress), exact_check="all", progress=False)
     counter = TokenCounter(tiny_tokenizer)
-    rows = {r["example_id"]: r for r in ExampleBuilder(data, cfg, counter).iter_rows(data.sessions)}
+    builder = ExampleBuilder(data, cfg, counter)
+    rows = {r["example_id"]: r for r in builder.iter_rows(data.sessions)}
+    assert builder.stats.exact_mismatches == 0
     assert any(r["history_pages_dropped"] for r in rows.values())  # the budget bit
+    if compress:
+        assert all(r["prompt_tokens"] <= budget for r in rows.values())
+        text = "".join(m["content"] for r in rows.values() for m in r["prompt"])
+        marks = {"furniture": "(same as step ", "history_diff": " unchanged)", "trim_current": None}
+        assert all(marks[c] in text for c in compress if marks[c])  # each strategy bit
     prompts = PromptBuilder(cfg, data.users, counter)
     env = ShopEnv(world)
     checked = 0

@@ -13,6 +13,9 @@ from rich.table import Table
 from customer_r1.cli.params import input_argument, input_option, output_option
 
 PROMPT_STYLE_HELP = "full; compact (short system message); chat (a message per page, packable)."
+COMPRESS_HELP = ("Context compression, comma-separated: furniture (repeated regions become a reference), "
+                 "history_diff (earlier pages as what changed), trim_current (current page: names and "
+                 "labels whole, long text cut). Default: whole pages, oldest dropped first.")
 
 console = Console(stderr=True)
 
@@ -58,6 +61,20 @@ def check_budget_strategy(name: str) -> None:
                         hint=f"known: {', '.join(sorted(STRATEGIES))}")
 
 
+def check_compress(text: str) -> list[str]:
+    """``--compress``: comma-separated strategy names (pluggable combinations, so free text
+    rather than a choice), checked before anything loads."""
+    from customer_r1.data.compress import COMPRESSIONS, parse_compress
+    from customer_r1.errors import BadOption
+
+    try:
+        return list(parse_compress(text))
+    except ValueError:
+        bad = [n.strip() for n in text.split(",") if n.strip() not in (*COMPRESSIONS, "none", "")]
+        raise BadOption(f"unknown compression {', '.join(map(repr, bad))}", where="--compress",
+                        hint=f"known: {', '.join(COMPRESSIONS)} (comma-separated)") from None
+
+
 def build(
     src: Annotated[
         str,
@@ -94,6 +111,7 @@ def build(
                      "(older: action and reason)."),
     ] = None,
     prompt_style: Annotated[PromptStyle, typer.Option(help=PROMPT_STYLE_HELP)] = PromptStyle.full,
+    compress: Annotated[str, typer.Option(help=COMPRESS_HELP)] = "",
     split: Annotated[
         list[str] | None, typer.Option("--split", help="Split(s) to build (default: all).")
     ] = None,
@@ -111,6 +129,7 @@ def build(
     from customer_r1.models import resolve_model
 
     check_budget_strategy(budget_strategy)
+    strategies = check_compress(compress)
     resolve_model(tokenizer, "--tokenizer", tokenizer_only=True)
     try:
         cfg = BuildConfig(
@@ -125,6 +144,7 @@ def build(
             max_history_pages=max_history_pages,
             prompt_style=prompt_style.value,  # type: ignore[arg-type]
             exact_check=exact_check.value,  # type: ignore[arg-type]
+            compress=strategies,
             splits=split,
         )
     except ValueError as exc:
@@ -141,7 +161,10 @@ def build(
     console.print(table)
     console.print(
         f"pages {stats.pages} ({stats.page_chars:,} chars), history pages dropped "
-        f"{stats.history_pages_dropped}, current pages cut {stats.pages_truncated}, steps "
+        f"{stats.history_pages_dropped}"
+        + (f" (then {stats.history_steps_brief} reasons and {stats.history_steps_omitted} steps)"
+           if stats.history_steps_brief or stats.history_steps_omitted else "")
+        + f", current pages cut {stats.pages_truncated}, steps "
         f"needing a rationale {stats.needs_rationale}, exact token checks "
         f"{stats.exact_checked} ({stats.exact_mismatches} mismatches), {stats.seconds:.1f} s"
     )

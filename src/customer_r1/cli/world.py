@@ -108,6 +108,8 @@ def stats(
                                  "mean_session_length", "outcome_mix", "click_types_present",
                                  "page_chars_median", "page_names_median", "sessions",
                                  "steps", "users")}
+        if "evidence" in s:  # worlds written before evidence was recorded lack it
+            out["evidence"] = s["evidence"]
         out["ceilings"] = info["ceilings"]
         out["opera_reference"] = info["opera_reference"]
         out["config"] = info["config"]
@@ -146,6 +148,17 @@ def _print_stats(info: dict[str, Any]) -> None:
     for k, v in s["click_type_mix"].items():
         c.add_row(k, _pct(v))
     _console.print(c)
+
+    ev = s.get("evidence")
+    if ev is not None:
+        v = Table(title="Evidence: page facts the policy's decisions consulted")
+        v.add_column("kind")
+        v.add_column("facts", justify="right")
+        for k, n in ev["by_kind"].items():
+            v.add_row(k, f"{n:,}")
+        v.add_row("all", f"{ev['facts']:,} ({ev['facts_per_step']:.1f} per step, "
+                  f"{_pct(ev['steps_with_evidence'])} of steps)")
+        _console.print(v)
 
     e = Table(title="Exact-match ceilings (mean over steps)")
     for col in ("split", "steps", "persona", "persona-blind", "gap"):

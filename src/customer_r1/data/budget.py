@@ -25,6 +25,12 @@ class ExampleCosts:
     ``fixed`` covers everything that never changes: chat template, system message,
     persona, headers, and each history step's action and rationale. A history step
     costs ``history_full[k]`` with its page and ``history_dropped[k]`` with the marker.
+
+    Compressed histories (``--compress history_diff``) may go further when even every
+    page dropped does not fit: ``history_brief[k]`` is the step with its action alone
+    (no reason) and ``history_omitted[k]`` the step left out. Then the step's action and
+    reason are part of the ``history_*`` costs, not of ``fixed``. Empty: no such levels
+    (the paper's rule, and every uncompressed build).
     """
 
     fixed: int
@@ -32,12 +38,19 @@ class ExampleCosts:
     history_dropped: tuple[int, ...]
     current_page: int
     cut_marker: int
+    history_brief: tuple[int, ...] = ()
+    history_omitted: tuple[int, ...] = ()
 
     def total(self, keep: list[bool]) -> int:
         hist = sum(
             f if k else d for f, d, k in zip(self.history_full, self.history_dropped, keep, strict=True)
         )
         return self.fixed + hist + self.current_page
+
+    def level_cost(self, k: int, level: int) -> int:
+        """History step ``k`` at a level: 0 page, 1 no page, 2 action only, 3 left out."""
+        return (self.history_full, self.history_dropped, self.history_brief,
+                self.history_omitted)[level][k]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +60,29 @@ class BudgetPlan:
     keep_history: tuple[bool, ...]
     current_page_tokens: int | None
     total_tokens: int
+    #: Per history step: 0 page shown, 1 page dropped, 2 reason dropped too (action
+    #: only), 3 step left out. Empty when no step went past 1 (``keep_history`` says it).
+    history_level: tuple[int, ...] = ()
+
+    def level(self, j: int) -> int:
+        """The level of the j-th history step of the prompt."""
+        if self.history_level:
+            return self.history_level[j]
+        return 0 if self.keep_history[j] else 1
 
     @property
     def pages_dropped(self) -> int:
         return sum(not k for k in self.keep_history)
+
+    @property
+    def steps_brief(self) -> int:
+        """History steps shown by their action alone (reason dropped to fit)."""
+        return sum(lv == 2 for lv in self.history_level)
+
+    @property
+    def steps_omitted(self) -> int:
+        """History steps left out entirely to fit."""
+        return sum(lv == 3 for lv in self.history_level)
 
     @property
     def page_truncated(self) -> bool:
@@ -73,7 +105,11 @@ CUT_SLACK = 4
 
 
 class DropOldestPages:
-    """The paper's rule: drop history pages oldest first, then cut the current page."""
+    """The paper's rule: drop history pages oldest first, then cut the current page.
+
+    With the deeper levels of a compressed history, the same rule goes on before the
+    current page is cut: the oldest steps lose their reason, then the oldest steps go.
+    """
 
     name = "drop_oldest_pages"
 
@@ -88,6 +124,18 @@ class DropOldestPages:
             total += costs.history_dropped[k] - costs.history_full[k]
         if total <= budget:
             return BudgetPlan(tuple(keep), None, total)
+        levels: tuple[int, ...] = ()
+        if costs.history_brief and costs.history_omitted:
+            lv = [1] * n
+            for to in (2, 3):
+                for k in range(n):
+                    if total <= budget:
+                        break
+                    total += costs.level_cost(k, to) - costs.level_cost(k, lv[k])
+                    lv[k] = to
+            levels = tuple(lv)
+            if total <= budget:
+                return BudgetPlan(tuple(keep), None, total, levels)
         rest = total - costs.current_page
         allowed = budget - rest - costs.cut_marker - CUT_SLACK
         if allowed < 0:
@@ -96,7 +144,7 @@ class DropOldestPages:
                 f"(persona, system message, history actions and rationales), over the budget "
                 f"of {budget}; raise the budget or limit the history (max_history_steps)"
             )
-        return BudgetPlan(tuple(keep), allowed, rest + allowed + costs.cut_marker)
+        return BudgetPlan(tuple(keep), allowed, rest + allowed + costs.cut_marker, levels)
 
 
 STRATEGIES: dict[str, Callable[[], BudgetStrategy]] = {DropOldestPages.name: DropOldestPages}

@@ -22,11 +22,12 @@ from __future__ import annotations
 import html as html_lib
 import json
 import logging
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -34,7 +35,15 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from customer_r1.actions import Action, ClickTypeLookup, format_target
-from customer_r1.data.budget import BudgetPlan, ExampleCosts, get_strategy
+from customer_r1.data.budget import CUT_SLACK, BudgetPlan, ExampleCosts, get_strategy
+from customer_r1.data.compress import (
+    check_compress,
+    dedupe_furniture,
+    lines_text,
+    parse_compress,
+    session_forms,
+    session_forms_job,
+)
 from customer_r1.data.persona import PersonaMode, build_personas
 from customer_r1.data.tokens import PageCount, TokenCounter
 from customer_r1.domain import Session, ShoppingData, Step
@@ -42,6 +51,8 @@ from customer_r1.domain import Session, ShoppingData, Step
 log = logging.getLogger(__name__)
 
 RationaleMode = Literal["on", "off"]
+#: A compressed chunk with this many page characters is parsed in worker processes.
+PARALLEL_CHARS = 4_000_000
 PROMPT_STYLES = ("full", "compact", "chat")
 HISTORY_MARKER = "[page omitted to fit the context budget]"
 CUT_MARKER = "[... rest of the page cut to fit the context budget]\n"
@@ -74,6 +85,10 @@ class BuildConfig:
     #: Check estimated counts against the exact chat-template count: ``auto`` checks the
     #: first examples and falls back to checking all if any differ; ``all``; ``none``.
     exact_check: Literal["auto", "all", "none"] = "auto"
+    #: Context compression strategies (``data/compress.py``): ``furniture``,
+    #: ``history_diff``, ``trim_current``, any combination; empty: whole pages, the
+    #: paper's oldest-page drop alone (today's prompts, byte for byte).
+    compress: list[str] = field(default_factory=list)
     splits: list[str] | None = None
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +102,9 @@ class BuildConfig:
             raise ValueError(f"rationale_mode must be 'on' or 'off', got {self.rationale_mode!r}")
         if self.token_budget is not None and self.tokenizer is None:
             raise ValueError("a token budget needs a tokenizer (or set token_budget=None)")
+        # Canonical order, as a list (build.json round-trips it equal to the config).
+        given = parse_compress(self.compress) if isinstance(self.compress, str) else self.compress
+        self.compress = list(check_compress(given))
 
 
 # ---------------------------------------------------------------------------
@@ -206,6 +224,9 @@ class BuildStats:
     page_chars: int = 0
     pages_truncated: int = 0
     history_pages_dropped: int = 0
+    #: Compressed histories only: steps shown by their action alone, and steps left out.
+    history_steps_brief: int = 0
+    history_steps_omitted: int = 0
     needs_rationale: int = 0
     exact_checked: int = 0
     exact_mismatches: int = 0
@@ -233,7 +254,10 @@ class ExampleBuilder:
         self.counter = counter
         self.strategy = get_strategy(config.budget_strategy)
         self.chat = config.prompt_style == "chat"
+        self.compress = frozenset(config.compress)
         self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
+        self._lines: dict[str, int] = {}  # token counts of compressed lines (see _line_counts)
+        self._workers: Any = None  # page-parsing processes of compressed builds (_pool)
         self.stats = BuildStats()
         self._pair_overhead = 0
         # No budget: still count tokens when a tokenizer is given, but drop nothing.
@@ -306,19 +330,25 @@ class ExampleBuilder:
         """Rows for the given sessions, tokenizing their pages in parallel chunks."""
         chunk: list[Session] = []
         n_pages = 0
-        for s in sessions:
-            _check_session(s)
-            chunk.append(s)
-            n_pages += len(s.steps)
-            if n_pages >= 64:
+        try:
+            for s in sessions:
+                _check_session(s)
+                chunk.append(s)
+                n_pages += len(s.steps)
+                if n_pages >= 64:
+                    yield from self._rows_for_chunk(chunk, progress)
+                    chunk, n_pages = [], 0
+            if chunk:
                 yield from self._rows_for_chunk(chunk, progress)
-                chunk, n_pages = [], 0
-        if chunk:
-            yield from self._rows_for_chunk(chunk, progress)
+        finally:
+            self.close()
 
     def _rows_for_chunk(
         self, sessions: list[Session], progress: Callable[[int], None] | None
     ) -> Iterator[dict[str, Any]]:
+        if self.compress:
+            yield from self._compressed_chunk(sessions, progress)
+            return
         pieces = [page_piece(st.observation.html) for s in sessions for st in s.steps]
         self.stats.pages += len(pieces)
         self.stats.page_chars += sum(len(p) for p in pieces)
@@ -354,6 +384,206 @@ class ExampleBuilder:
             self.counter.count_pages(pieces, lambda i, n: min_fixed[i] + n > budget - 64, progress=progress)
         )
 
+    # -- compressed prompts (data/compress.py) -------------------------------
+    def _compressed_chunk(
+        self, sessions: list[Session], progress: Callable[[int], None] | None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows with compressed pages: every page parsed once (in worker processes when
+        there are many characters to parse), every distinct line tokenized once
+        (furniture repeats across a session), budgets planned from line counts."""
+        jobs = [(tuple(self.config.compress), [st.observation.html for st in s.steps],
+                 [st.action.name if st.action is not None else None for st in s.steps]) for s in sessions]
+        chars = sum(len(h) for _, pages, _ in jobs for h in pages)
+        pool = self._pool() if chars >= PARALLEL_CHARS else None
+        forms = list(pool.map(session_forms_job, jobs)) if pool is not None else \
+            [session_forms(*j) for j in jobs]
+        self.stats.pages += sum(len(s.steps) for s in sessions)
+        self.stats.page_chars += sum(len(h.strip()) + 1 for _, pages, _ in jobs for h in pages)
+        if self.counter is not None:
+            self._line_counts(ln for hist, cur in forms for lines in (*hist, *cur) for ln in lines)
+        if progress:
+            progress(sum(len(s.steps) for s in sessions))
+        for s, (hist, cur) in zip(sessions, forms, strict=True):
+            persona = self.personas[s.user_id]
+            for t, step in enumerate(s.steps):
+                lo = self._history_start(t)
+                messages, plan = self._compressed_messages(s, t, lo, hist, cur[t], persona.text)
+                prompt_tokens = None
+                if plan is not None:
+                    prompt_tokens = self._verify_count(messages, plan, f"{s.session_id}#{t}")
+                yield self._row(s, t, step, messages, persona.source_user_id, s.outcome, plan, prompt_tokens)
+        if len(self._lines) > 200_000:
+            self._lines.clear()
+
+    def _pool(self) -> Any:
+        """Worker processes that parse pages (spawned: a parent holding a tokenizer or
+        torch must not fork), started on first use and shut down by :meth:`close`."""
+        if self._workers is None and (os.cpu_count() or 1) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._workers = ProcessPoolExecutor(max_workers=min(8, os.cpu_count() or 1),
+                                                mp_context=multiprocessing.get_context("spawn"))
+        return self._workers
+
+    def close(self) -> None:
+        """Stop the page-parsing workers, if any were started."""
+        if self._workers is not None:
+            self._workers.shutdown()
+            self._workers = None
+
+    def _line_counts(self, lines: Any) -> None:
+        """Tokenize the lines not counted yet, in batches (each counted as it is written,
+        with its newline)."""
+        assert self.counter is not None
+        missing = list(dict.fromkeys(ln for ln in lines if ln not in self._lines))
+        counts = self.counter.count_many([ln + "\n" for ln in missing])
+        self._lines.update(zip(missing, counts, strict=True))
+
+    def _page_cost(self, lines: Sequence[str]) -> int:
+        """Tokens of a compressed page piece (references and other new lines counted here)."""
+        if not lines:
+            return self._c(EMPTY_PAGE + "\n")
+        n = 0
+        for ln in lines:
+            c = self._lines.get(ln)
+            if c is None:
+                c = self._c(ln + "\n")
+            n += c
+        return n
+
+    def _compressed_costs(self, session: Session, t: int, lo: int, hist: Any, cur: list[str]) -> ExampleCosts:
+        """Costs with each history page as compressed (before furniture: an upper bound,
+        as references only shorten lines). A compressed history (``history_diff``,
+        not chat) may also drop the oldest steps' reasons and then the oldest steps."""
+        steps = session.steps
+        ks = range(lo, t)
+        cut = self._c(CUT_MARKER)
+        if self.chat or "history_diff" not in self.compress:
+            return ExampleCosts(
+                fixed=self._fixed_cost(session, t, lo) + self._overhead,
+                history_full=tuple(self._history_full(k, PageCount(self._page_cost(hist[k]))) for k in ks),
+                history_dropped=tuple(self._c(self._dropped(k)) for k in ks),
+                current_page=self._page_cost(cur),
+                cut_marker=cut,
+            )
+        persona = self.personas[session.user_id].text
+        fixed = (self._c(self.system) + self._c(persona_piece(persona))
+                 + self._c(history_header_piece(t - lo)) + self._c(current_header_piece(t)) + self._overhead)
+        act = [self._c(step_action_piece(steps[k], self.with_rationale)) for k in ks]
+        brief = [self._c(step_action_piece(steps[k], False)) for k in ks]
+        dropped = [self._c(self._dropped(k)) for k in ks]
+        return ExampleCosts(
+            fixed=fixed,
+            history_full=tuple(self._c(step_page_header(k)) + self._page_cost(hist[k]) + a
+                               for k, a in zip(ks, act, strict=True)),
+            history_dropped=tuple(d + a for d, a in zip(dropped, act, strict=True)),
+            current_page=self._page_cost(cur),
+            cut_marker=cut,
+            history_brief=tuple(d + b for d, b in zip(dropped, brief, strict=True)),
+            history_omitted=tuple(0 for _ in ks),
+        )
+
+    def _shown(self, ks: list[int], levels: Sequence[int], hist: Any, t: int,
+               cur: list[str]) -> tuple[dict[int, list[str]], list[str]]:
+        """The lines written for each page shown (history pages at level 0, then the
+        current page), with furniture repeated among them turned into references."""
+        kept = [k for k, lv in zip(ks, levels, strict=True) if lv == 0]
+        pages = [(k, hist[k]) for k in kept] + [(t, cur)]
+        shown = dedupe_furniture(pages) if "furniture" in self.compress else [list(p) for _, p in pages]
+        return dict(zip(kept, shown[:-1], strict=True)), shown[-1]
+
+    def _exact_total(self, costs: ExampleCosts, ks: list[int], levels: Sequence[int], hist: Any,
+                     shown: dict[int, list[str]], current: list[str]) -> int:
+        """The prompt's tokens with these levels and these written pages (uncut)."""
+        total = costs.fixed + self._page_cost(current)
+        for j, (k, lv) in enumerate(zip(ks, levels, strict=True)):
+            if lv == 0:
+                total += costs.history_full[j] - self._page_cost(hist[k]) + self._page_cost(shown[k])
+            else:
+                total += costs.level_cost(j, lv)
+        return total
+
+    def _refit(self, plan: BudgetPlan, costs: ExampleCosts, ks: list[int], hist: Any, t: int,
+               cur: list[str]) -> BudgetPlan:
+        """Furniture makes a page cheaper when an earlier one is shown, which the plan's
+        costs (each page alone) cannot know. So, counting exactly: give back the newest
+        dropped pages while the prompt fits (the oldest-page rule run backwards), and
+        cut the current page only by what the exact total needs."""
+        levels = [plan.level(j) for j in range(len(ks))]
+        cap = self.config.max_history_pages
+        if plan.current_page_tokens is None and max(levels, default=0) == 1:
+            while 1 in levels:
+                j = max(i for i, lv in enumerate(levels) if lv == 1)
+                if cap is not None and len(ks) - j > cap:
+                    break
+                trial = [0 if i == j else lv for i, lv in enumerate(levels)]
+                shown, current = self._shown(ks, trial, hist, t, cur)
+                if self._exact_total(costs, ks, trial, hist, shown, current) > self._budget:
+                    break
+                levels = trial
+            if levels != [plan.level(j) for j in range(len(ks))]:
+                keep = tuple(lv == 0 for lv in levels)
+                return replace(plan, keep_history=keep, history_level=())
+        if plan.current_page_tokens is not None:
+            shown, current = self._shown(ks, levels, hist, t, cur)
+            total = self._exact_total(costs, ks, levels, hist, shown, current)
+            if total <= self._budget:
+                return replace(plan, current_page_tokens=None, total_tokens=total)
+            rest = total - self._page_cost(current)
+            allowed = self._budget - rest - costs.cut_marker - CUT_SLACK
+            if allowed > plan.current_page_tokens:
+                return replace(plan, current_page_tokens=allowed,
+                               total_tokens=rest + allowed + costs.cut_marker)
+        return plan
+
+    def _compressed_messages(self, session: Session, t: int, lo: int, hist: Any, cur: list[str],
+                             persona_text: str) -> tuple[list[dict[str, str]], BudgetPlan | None]:
+        """Step ``t``'s prompt with compressed pages: plan on upper-bound costs (each page
+        alone), refit with furniture references counted, then count what is written."""
+        plan: BudgetPlan | None = None
+        costs: ExampleCosts | None = None
+        ks = list(range(lo, t))
+        if self.counter is not None:
+            costs = self._compressed_costs(session, t, lo, hist, cur)
+            plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
+            if "furniture" in self.compress:
+                plan = self._refit(plan, costs, ks, hist, t, cur)
+        levels = [plan.level(j) if plan is not None else (0 if self._keep_page(None, j, t, k) else 1)
+                  for j, k in enumerate(ks)]
+        page_lines, cur_lines = self._shown(ks, levels, hist, t, cur)
+        current = lines_text(cur_lines) or EMPTY_PAGE + "\n"
+        if plan is not None and plan.current_page_tokens is not None:
+            current = self._cut(current, None, plan.current_page_tokens) + CUT_MARKER
+        elif plan is not None and costs is not None:
+            total = self._exact_total(costs, ks, levels, hist, page_lines, cur_lines)
+            plan = replace(plan, total_tokens=total)
+        pages_text = {k: lines_text(v) or EMPTY_PAGE + "\n" for k, v in page_lines.items()}
+        steps = session.steps
+        if self.chat:
+            messages = [{"role": "system", "content": self.system}]
+            for k in [*ks, t]:
+                head = persona_piece(persona_text) if k == lo else ""
+                page = current if k == t else pages_text.get(k) or self._dropped(k)
+                messages.append({"role": "user", "content": head + chat_page_header(k) + page})
+                if k < t:
+                    messages.append({"role": "assistant", "content": self._target(steps[k])})
+            return messages, plan
+        parts = [persona_piece(persona_text), history_header_piece(t - lo)]
+        for k, lv in zip(ks, levels, strict=True):
+            if lv == 3:
+                continue
+            if lv == 0:
+                parts.append(step_page_header(k))
+                parts.append(pages_text[k])
+            else:
+                parts.append(self._dropped(k))
+            parts.append(step_action_piece(steps[k], self.with_rationale and lv < 2))
+        parts.append(current_header_piece(t))
+        parts.append(current)
+        user = "".join(parts)
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}], plan
+
     def prompt_messages(self, session: Session, t: int) -> list[dict[str, str]]:
         """The prompt of step ``t`` exactly as :meth:`iter_rows` writes it, from the
         session's steps up to ``t``: earlier steps need their action (and rationale), step
@@ -367,12 +597,27 @@ class ExampleBuilder:
             if steps[k].action is None:
                 raise ValueError(f"session {session.session_id} step {k} has no action")
         lo = self._history_start(t)
+        persona_text = self.personas[session.user_id].text
+        if self.compress:
+            # The same lines as a build: page k's history form needs page k-1 too.
+            first = lo - 1 if lo > 0 and "history_diff" in self.compress else lo
+            acted = [st.action.name if st.action is not None else None for st in steps[first : t + 1]]
+            h, c = session_forms(self.config.compress, [st.observation.html for st in steps[first : t + 1]],
+                                 acted)
+            hist = {k: h[k - first] for k in range(lo, t)}
+            cur = c[t - first]
+            if self.counter is not None:
+                self._line_counts(ln for lines in (*hist.values(), cur) for ln in lines)
+            messages, _ = self._compressed_messages(session, t, lo, hist, cur, persona_text)
+            if len(self._lines) > 200_000:
+                self._lines.clear()
+            return messages
         idx = list(range(lo, t + 1))
         pieces = {k: page_piece(steps[k].observation.html) for k in idx}
         # Only the current page can need cut points; history pages are counted whole.
         counted = self._count([pieces[k] for k in idx], [(session, t)] * len(idx))
         counts: dict[int, PageCount | None] = dict(zip(idx, counted, strict=True))
-        messages, _ = self._messages(session, t, lo, pieces, counts, self.personas[session.user_id].text)
+        messages, _ = self._messages(session, t, lo, pieces, counts, persona_text)
         return messages
 
     def _session_rows(
@@ -518,6 +763,8 @@ class ExampleBuilder:
         self.stats.needs_rationale += int(needs)
         if plan is not None:
             self.stats.history_pages_dropped += plan.pages_dropped
+            self.stats.history_steps_brief += plan.steps_brief
+            self.stats.history_steps_omitted += plan.steps_omitted
         return {
             "prompt": messages,
             "completion": [{"role": "assistant", "content": target}],

@@ -95,6 +95,14 @@ class TokenCounter:
                 progress(len(batch))
         return out
 
+    def count_many(self, texts: Sequence[str], batch: int = 256) -> list[int]:
+        """Tokens of many texts (compressed page lines), batched over all cores."""
+        out: list[int] = []
+        for start in range(0, len(texts), batch):
+            encs = self._backend.encode_batch(list(texts[start : start + batch]), add_special_tokens=False)
+            out.extend(len(e) for e in encs)
+        return out
+
     def exact_prompt_tokens(self, messages: list[dict[str, str]]) -> int:
         """Tokens of a chat prompt exactly as the trainer will see it (template included)."""
         ids = self.tokenizer.apply_chat_template(

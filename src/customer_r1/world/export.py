@@ -3,7 +3,9 @@ and read the sidecar and world.json back.
 
 ``OUT/OPeRA_filtered/{action,session,user}`` is what the OPeRA loader reads unchanged;
 ``OUT/world/policy_{split}.parquet`` holds, per action id, every possible action on the
-page (canonical action JSON) with the true policy's and the persona-blind probabilities.
+page (canonical action JSON) with the true policy's and the persona-blind probabilities,
+the motive drawn, and the evidence: the page facts the decision consulted (each a kind
+and the text exactly as the page shows it), which compressed prompts must keep.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ POLICY_SCHEMA = pa.schema([
     ("action_id", pa.string()), ("session_id", pa.string()), ("step_index", pa.int32()),
     ("actions", pa.list_(pa.string())), ("probs", pa.list_(pa.float64())),
     ("blind_probs", pa.list_(pa.float64())), ("motive", pa.string()),
+    ("evidence", pa.list_(pa.struct([("kind", pa.string()), ("text", pa.string())]))),
 ])
 CHUNK = 256  # rows rendered and written at a time (OPeRA-sized pages are ~100k chars)
 
@@ -120,6 +123,7 @@ def export_world(world: World, out_dir: str | Path,
                         "probs": _expand(cands, st.actions, st.probs),
                         "blind_probs": _expand(cands, st.actions, st.blind_probs),
                         "motive": st.motive.key,
+                        "evidence": [{"kind": k, "text": v} for k, v in st.evidence],
                     })
                 aw.write_table(pa.Table.from_pylist(arows, schema=ACTION_SCHEMA))
                 pw.write_table(pa.Table.from_pylist(prows, schema=POLICY_SCHEMA))
@@ -167,6 +171,9 @@ class PolicyRow:
     probs: np.ndarray
     blind_probs: np.ndarray
     motive: str
+    #: (kind, shown text) of each page fact the decision consulted; empty for sidecars
+    #: written before evidence was recorded.
+    evidence: tuple[tuple[str, str], ...] = ()
 
     def prob_of(self, action: Action | str) -> float:
         """The policy's probability of an action (0 when it is not possible here)."""
@@ -182,7 +189,9 @@ def load_policy(out_dir: str | Path, split: str) -> dict[str, PolicyRow]:
     t = pq.read_table(Path(out_dir) / "world" / f"policy_{split}.parquet").to_pylist()
     return {r["action_id"]: PolicyRow(r["action_id"], r["session_id"], r["step_index"],
                                       r["actions"], np.asarray(r["probs"]),
-                                      np.asarray(r["blind_probs"]), r["motive"]) for r in t}
+                                      np.asarray(r["blind_probs"]), r["motive"],
+                                      tuple((e["kind"], e["text"]) for e in r.get("evidence") or ()))
+            for r in t}
 
 
 def ceilings_from_policy(rows: dict[str, PolicyRow] | list[PolicyRow]) -> dict[str, float]:

@@ -123,6 +123,9 @@ class WorldStep:
     element_meta: dict[str, str] | None = None
     mouse: dict[str, int] = field(default_factory=dict)
     variant: str = "control"  # the site variant the step's page is rendered on
+    #: The page facts the step's decision consulted, (kind, shown text): see
+    #: ``policy.Decision.evidence``. Recorded beside the step, never drawn from.
+    evidence: tuple[tuple[str, str], ...] = ()
 
     @property
     def ceil_persona(self) -> float:
@@ -375,6 +378,7 @@ def _session(world: World, user: WorldUser, blind: BlindFilter, split: str, t0: 
             element_meta=_element_meta(shop, state, el.meta if el is not None else None,
                                        action),
             mouse=_mouse(rng) if action.type == "click" else {}, variant=variant,
+            evidence=dec.evidence,
         ))
         blind.observe(dec.weights[:n, mi], table.accessed)
         mem.update(state, page, action, motive)

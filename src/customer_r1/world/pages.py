@@ -71,6 +71,11 @@ class Page:
     elements: dict[str, Element] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
     listing: tuple[str, ...] = ()  # product ids shown as a list, in page order
+    #: The page's decision facts, each exactly as its HTML shows it: a key such as
+    #: ``price:<pid>``, ``rating:<pid>``, ``option_price:<value>``, ``filter:<brand>`` →
+    #: the shown text (``$12.99``, ``4.3★``). The policy records which ones a decision
+    #: consulted (``Decision.evidence``), so a compressed prompt can be checked for them.
+    facts: dict[str, str] = field(default_factory=dict)
 
     @property
     def effects(self) -> dict[str, Effect]:
@@ -90,6 +95,11 @@ class _Doc:
         self.parts: list[str] = []
         self.elements: dict[str, Element] = {}
         self.roles: dict[str, str] = {}
+        self.facts: dict[str, str] = {}
+
+    def fact(self, key: str, shown: str) -> None:
+        """Record a decision fact as the HTML shows it (text is escaped, quotes kept)."""
+        self.facts.setdefault(key, escape(shown, quote=False))
 
     def w(self, s: str) -> None:
         self.parts.append(s)
@@ -229,7 +239,7 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
     if not opera:
         text = _SPACES.sub(" ", text).replace(" \n", "\n").replace("\n ", "\n")
         text = _NEWLINES.sub("\n", text)
-    page = Page(kind, url, text, meta, d.elements, d.roles, listing)
+    page = Page(kind, url, text, meta, d.elements, d.roles, listing, d.facts)
     return page
 
 
@@ -257,6 +267,7 @@ def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
             d.open("li")
             d.el("a", element_name(parent, text=term), term, "suggested_term",
                  shop.search_effect(term), key=f"suggestion:{term}", role="option")
+            d.fact(f"suggestion:{term}", term)
             d.close("li")
         d.close("ul")
     d.close("div")
@@ -270,6 +281,12 @@ def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: s
     d.el("a", element_name(parent, text=title), title, "product_link", Effect("product", p.pid),
          key=f"{role_prefix}:{p.pid}",
          meta={"name": meta_kind, "data": json.dumps(_pmeta(p, d.v))}, href=f"/dp/{p.pid}")
+    d.fact(f"title:{p.pid}", title)
+    d.fact(f"price:{p.pid}", _money(p.price))
+    if ratings:
+        d.fact(f"rating:{p.pid}", f"{p.rating}★")
+        if size == "opera":
+            d.fact(f"reviews:{p.pid}", f"({p.review_count})")
     if size == "opera":
         if ratings:
             d.text("span", f"{_money(p.price)} {p.rating}★ ({p.review_count})")
@@ -301,6 +318,7 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
     for value, label, role in sorts:
         d.el("option", option_name(sort_name, value), label, "filter", Effect("sort", value),
              key=role, value=value)
+        d.fact(f"sort:{value}", label)
     d.w("</select>")
     if v.default_sort != "featured":  # a site that sorts by itself says how
         d.text("span", f"Sorted by: {_SORT_LABELS[state.sort]}")
@@ -309,6 +327,7 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
         for b in shop.brand_filters(state):
             d.el("a", element_name("brand", text=b), b, "filter", Effect("brand", b),
                  key=f"brand:{b}", aria_checked="true" if state.brand == b else "false")
+            d.fact(f"filter:{b}", b)
     d.close("div")
     ids = shop.results(state)
     d.open("div", "results", role="main")
@@ -338,6 +357,7 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
         for term in related:
             d.el("a", element_name("related", text=term), term, "suggested_term",
                  shop.search_effect(term), key=f"related:{term}")
+            d.fact(f"related:{term}", term)
         d.close("div")
     return ids
 
@@ -349,16 +369,21 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     price = p.price_for(state.option)
     d.open("div", "product_detail", role="main")
     d.text("h1", title)
+    d.fact(f"title:{p.pid}", title)
+    d.fact(f"price:{p.pid}", _money(price))
     if v.hide_ratings:
         d.text("span", _money(price))
     else:
         d.text("span", f"{_money(price)} · {p.rating}★ · {p.review_count} ratings")
+        d.fact(f"rating:{p.pid}", f"{p.rating}★")
+        d.fact(f"reviews:{p.pid}", f"{p.review_count} ratings")
     if not v.hide_reviews:
         d.el("a", element_name(None, text="See all reviews"), "See all reviews", "review",
              Effect("reviews", "top"), key="reviews", href=f"/product-reviews/{p.pid}")
     store_label = f"Visit the {p.brand} Store"
     d.el("a", element_name(None, text=store_label), store_label, "other",
          Effect("store", p.brand), key="store", href=f"/stores/{p.brand}")
+    d.fact("brand", store_label)
     if size == "opera":
         d.text("p", p.description)
     if p.option_dim:
@@ -371,6 +396,8 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
                  Effect("option", val), key=f"option:{val}",
                  aria_pressed="true" if val == chosen else "false")
             d.text("span", _money(vp))  # price differences per option value
+            d.fact(f"option:{val}", val)
+            d.fact(f"option_price:{val}", _money(vp))
         d.close("div")
     if v.add_to_cart_below_details:
         _back_to_results(d, state)
@@ -425,6 +452,7 @@ def _reviews(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.text("h1", f"Reviews: {display_title(p, size, not v.hide_ratings)}")
     if not v.hide_ratings:
         d.text("span", f"{p.rating} out of 5 · {p.review_count} ratings")
+        d.fact(f"rating:{p.pid}", f"{p.rating} out of 5")
     shown = [r for r in p.reviews if r.stars <= 3] if critical else list(p.reviews)
     if size == "compact":
         shown = shown[:3]
@@ -433,8 +461,9 @@ def _reviews(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.text("p", "Customer reviews are not available.")
     elif critical and not shown:
         d.text("p", "No critical reviews.")
-    for r in shown:
+    for i, r in enumerate(shown):
         d.text("p", f"{r.stars}★ {r.title}: {r.text}")
+        d.fact(f"review:{i}", f"{r.stars}★ {r.title}")
     if not critical and not v.hide_reviews:
         d.el("a", element_name("reviews", text="Critical reviews"), "Critical reviews",
              "review", Effect("reviews", "critical"), key="critical")
@@ -460,6 +489,7 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
              meta={"name": "cart_items", "data": json.dumps(_pmeta(p, shop.variant))},
              href=f"/dp/{p.pid}")
         d.text("span", f"{c.option + ' · ' if c.option else ''}{_money(p.price_for(c.option))}")
+        d.fact(f"price:{p.pid}", _money(p.price_for(c.option)))
         qname = element_name(parent, part="quantity")
         d.w(f'<select{_attrs({"name": qname})}>')
         for i in range(1, max(shop.config.quantity_max, c.qty) + 1):
@@ -474,6 +504,7 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.close("div")
     if state.cart:
         d.text("span", f"Subtotal: {_money(shop.cart_total(state.cart))}")
+        d.fact("subtotal", f"Subtotal: {_money(shop.cart_total(state.cart))}")
         d.el("button", element_name(None, text="Proceed to checkout"), "Proceed to checkout",
              "purchase", Effect("checkout"), key="checkout")
     d.el("a", element_name(None, text="Continue shopping"), "Continue shopping", "other",

@@ -130,6 +130,10 @@ class Decision:
     weights: np.ndarray  # [N, M], rows sum to 1 (a transposed view)
     actions: list[Action]  # the support, in page order (terminate last)
     amat: np.ndarray  # [M, K], rows sum to 1
+    #: The page facts the decision consulted, as (kind, shown text), in the order read:
+    #: prices, ratings, review counts, option values, review snippets, filter labels
+    #: (``Page.facts``). What a prompt must still show for the decision to be made.
+    evidence: tuple[tuple[str, str], ...] = ()
 
     def action_probs(self) -> np.ndarray:
         """p(a | page, memory, traits) for every shopper: [N, K]."""
@@ -142,6 +146,14 @@ class _Builder:
     def __init__(self, n: int) -> None:
         self.rest = np.ones(n)
         self.items: list[tuple[Motive, np.ndarray, list[tuple[Action, float]]]] = []
+        self.read: dict[str, str] = {}  # fact key -> shown text, in the order consulted
+
+    def see(self, page: Page, *keys: str) -> None:
+        """Note page facts the decision reads (keys the page does not show are skipped:
+        a site variant may hide ratings, reviews or filters). Never changes a draw."""
+        for k in keys:
+            if k in page.facts and k not in self.read:
+                self.read[k] = page.facts[k]
 
     def gate(self, motive: Motive, p: float | np.ndarray,
              acts: list[tuple[Action, float]]) -> None:
@@ -197,7 +209,8 @@ class _Builder:
             for a, p in merged[m][1]:
                 amat[i, col[a]] += p
         weights = np.stack([merged[m][0] for m in motives]).T
-        return Decision(motives, weights, actions, amat)
+        evidence = tuple((k.split(":", 1)[0], v) for k, v in self.read.items())
+        return Decision(motives, weights, actions, amat, evidence)
 
 
 def _one(page: Page, role: str) -> list[tuple[Action, float]]:
@@ -256,6 +269,7 @@ def decide(ctx: PolicyContext, t: TraitTable) -> Decision:
 def _typed(b: _Builder, ctx: PolicyContext) -> None:
     page = ctx.page
     sugg = [Action.click(n) for r, n in page.roles.items() if r.startswith("suggestion:")]
+    b.see(page, *(r for r in page.roles if r.startswith("suggestion:")))
     b.share([(Motive("submit"), P_SUBMIT, _one(page, "search_button")),
              (Motive("suggestion"), 1 - P_SUBMIT, _uniform(sugg))])
 
@@ -283,6 +297,7 @@ def _home(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, cat = ctx.page, ctx.shop.catalog
     box = page.roles.get("search_input")
     deals = _items(page, page.listing)  # none on a site without deals
+    b.see(page, *(f"{k}:{p}" for p in page.listing for k in ("title", "price")))
     inter = interest(t, len(cat.categories))
     opts: list[tuple[Motive, float | np.ndarray, list[tuple[Action, float]]]] = [
         (Motive("deal"), P_DEAL, _uniform(deals))]
@@ -301,11 +316,15 @@ def _search(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     ids = list(page.listing)
     browse = _uniform(_items(page, ids))
     brands = list(shop.catalog.brands)
+    # The listing as scanned: each result's title, price, rating and review count.
+    b.see(page, *(f"{k}:{p}" for p in ids for k in ("title", "price", "rating", "reviews")))
     if ids and mem.listing_fresh and state.sort == shop.variant.default_sort \
             and not state.brand and state.page_no == 1:
         # First look at a fresh search: loyalty, then price, then research decide. On a
         # site that already sorts by price (rating), the shopper who would sort by it
         # opens the first, cheapest (top-rated) result instead.
+        b.see(page, *(f"filter:{r.split(':', 1)[1]}" for r in page.roles if r.startswith("brand:")))
+        b.see(page, "sort:price", "sort:rating")
         for role, name in page.roles.items():
             if role.startswith("brand:"):
                 bi = brands.index(role.split(":", 1)[1])
@@ -335,6 +354,7 @@ def _search(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
         b.gate(Motive("quit"), T_QUIT[t.patience], _TERMINATE)
     unseen = [p for p in ids if p not in mem.viewed]
     related = [Action.click(n) for r, n in page.roles.items() if r.startswith("related:")]
+    b.see(page, *(r for r in page.roles if r.startswith("related:")))
     cat = shop.catalog.query_category.get(state.query, "")
     others = [q for q in shop.catalog.queries(cat) if q != state.query] if cat else []
     box = page.roles.get("search_input")
@@ -370,6 +390,11 @@ def _product(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, state, mem, shop = ctx.page, ctx.state, ctx.memory, ctx.shop
     p = shop.catalog.products[state.product]
     pid = p.pid
+    # Which product at what price (the budget), how rated and by how many, its options
+    # and what each costs, and whose store.
+    b.see(page, f"title:{pid}", f"price:{pid}", f"rating:{pid}", f"reviews:{pid}")
+    b.see(page, *(f"{k}:{v}" for v in p.option_values for k in ("option", "option_price")))
+    b.see(page, "brand")
     if pid not in mem.reviewed:
         b.gate(Motive("reviews"), T_REVIEWS[t.research], _one(page, "reviews"))
     if p.option_dim and pid not in mem.optioned:
@@ -418,6 +443,7 @@ def _after_add(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
 
 def _reviews(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, state, mem = ctx.page, ctx.state, ctx.memory
+    b.see(page, f"rating:{state.product}", *(k for k in page.facts if k.startswith("review:")))
     if state.review_view == "top" and state.product not in mem.critical:
         b.gate(Motive("critical"), T_CRITICAL[t.research], _one(page, "critical"))
     b.share([(Motive("back_to_product"), P_BACK, _one(page, "back_product")),
@@ -427,6 +453,7 @@ def _reviews(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
 def _store(b: _Builder, ctx: PolicyContext) -> None:
     page, mem = ctx.page, ctx.memory
     unseen = [p for p in page.listing if p not in mem.viewed]
+    b.see(page, *(f"{k}:{p}" for p in page.listing for k in ("title", "price", "rating", "reviews")))
     b.share([(Motive("store_pick"), 0.85, _open(page, unseen[0] if unseen else None)),
              (Motive("store_leave"), 0.15, _reject(page))])
 
@@ -439,6 +466,7 @@ def _cart(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
                  (Motive("continue"), 0.25, _one(page, "continue"))])
         return
     total = shop.cart_total(state.cart)
+    b.see(page, *(f"price:{c.pid}" for c in state.cart), "subtotal")
     priciest = max(state.cart, key=lambda c: prods[c.pid].price_for(c.option) * c.qty).pid
     over = (total > CAPS[t.budget]).astype(float)
     b.gate(Motive("drop"), T_DROP[t.price] * over, _one(page, f"delete:{priciest}"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,6 +68,21 @@ def session_stats(sessions: list[Session]) -> dict[str, Any]:
     }
 
 
+def evidence_stats(per_step: Iterable[Iterable[tuple[str, str]]]) -> dict[str, Any]:
+    """How much page evidence the policy's decisions consulted: steps with any, facts per
+    step, and facts by kind (price, rating, reviews, option, review, filter, ...)."""
+    kinds: Counter[str] = Counter()
+    n = with_any = facts = 0
+    for ev in per_step:
+        ev = list(ev)
+        n += 1
+        with_any += bool(ev)
+        facts += len(ev)
+        kinds.update(k for k, _ in ev)
+    return {"steps_with_evidence": with_any / max(1, n), "facts_per_step": facts / max(1, n),
+            "facts": facts, "by_kind": dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
 def world_stats(world: World) -> dict[str, Any]:
     """Action and click-type mix, session lengths, outcomes, page length and ceilings."""
     sessions = world.sessions
@@ -98,6 +114,7 @@ def world_stats(world: World) -> dict[str, Any]:
         "page_chars_median": float(np.median(chars)) if chars else 0.0,
         "page_names_median": float(np.median(names)) if names else 0.0,
         "rationale_coverage": sum(1 for st in steps if st.rationale) / n,
+        "evidence": evidence_stats(st.evidence for st in steps),
         "ceiling_persona": overall["ceiling_persona"],
         "ceiling_blind": overall["ceiling_blind"],
         "gap": overall["gap"],
