@@ -15,13 +15,12 @@ from rich.console import Console
 
 from customer_r1.cli.entry import new_app
 from customer_r1.cli.params import input_argument, input_option, output_option
-from customer_r1.cli.simulate import _check_browser_options, _variant, simulate
+from customer_r1.cli.simulate import _check_browser_options, _variant, check_policy_args, simulate
 from customer_r1.errors import BadInput, BadOption
 
 app = new_app(no_args_is_help=True)
 _err = Console(stderr=True)
 
-POLICIES = ("world", "baseline")
 
 
 def _say(msg: str) -> None:
@@ -118,15 +117,6 @@ def run(
     """Simulate sessions of the chosen personas with one policy; write them in OPeRA's layout."""
     from customer_r1.sim.runner import parse_shard
 
-    chosen = [x for x in (policy, model, endpoint) if x]
-    if len(chosen) != 1:
-        raise BadOption("give exactly one of --policy world|baseline, --model CKPT or --endpoint URL",
-                        "--policy / --model / --endpoint")
-    if policy is not None and policy not in POLICIES:
-        raise BadOption(f"unknown policy {policy!r}", "--policy",
-                        f"one of {', '.join(POLICIES)}, or --model / --endpoint")
-    if endpoint is not None and not model_name:
-        raise BadOption("--endpoint needs --model-name", "--model-name", "the name the server serves")
     if backend not in BACKENDS:
         raise BadOption(f"unknown backend {backend!r}", "--backend", ", ".join(BACKENDS))
     if rationale not in ("greedy", "sample"):
@@ -137,17 +127,7 @@ def run(
         _loopback(shop_url)
     _check_browser_options(backend, start_url=start_url, shop_url=shop_url, allow=allow,
                            screenshots=screenshots, policy=policy)
-    if build_config is not None and policy is not None:
-        raise BadOption("--build-config is for --model or --endpoint", "--build-config",
-                        "the world's shopper and the baseline build no prompts")
-    if model is not None:
-        from customer_r1.models import resolve_model
-
-        resolve_model(model, "--model")
-    if endpoint is not None:
-        from customer_r1.evaluation.backends.base import probe_endpoint
-
-        probe_endpoint(endpoint, "--endpoint")
+    check_policy_args(policy, model, endpoint, model_name, build_config)
     shard_t = parse_shard(shard)
     summary = simulate(
         world=world, out=out, policy=policy, model=model, endpoint=endpoint, model_name=model_name,

@@ -112,15 +112,9 @@ def ab_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
     """A/B test a site variant: both arms with common random numbers, effects with CIs."""
-    chosen = [x for x in (policy, model, endpoint) if x]
-    if len(chosen) != 1:
-        raise BadOption("give exactly one of --policy world|baseline, --model CKPT or --endpoint URL",
-                        "--policy / --model / --endpoint")
-    if policy is not None and policy not in ("world", "baseline"):
-        raise BadOption(f"unknown policy {policy!r}", "--policy", "world or baseline")
-    if build_config is not None and policy is not None:
-        raise BadOption("--build-config is for --model or --endpoint", "--build-config",
-                        "the world's shopper and the baseline build no prompts")
+    from customer_r1.cli.simulate import check_policy_args
+
+    check_policy_args(policy, model, endpoint, model_name, build_config)
     if not treatment:
         raise BadOption("give the treatment's variant(s)", "--treatment",
                         "e.g. --treatment reviews_hidden")

@@ -87,6 +87,35 @@ def _users(world: Any, users: list[str] | None, persona_file: Path | None) -> di
     return {u: known[u] for u in dict.fromkeys(ids)}
 
 
+#: The policies ``--policy`` names (the others come as ``--model`` or ``--endpoint``).
+POLICIES = ("world", "baseline")
+
+
+def check_policy_args(policy: str | None, model: str | None, endpoint: str | None,
+                      model_name: str | None, build_config: Path | None) -> None:
+    """One policy, named consistently, its checkpoint or endpoint there: answered before
+    any run starts (``sim run`` and ``sim ab`` take the same policy options)."""
+    if len([x for x in (policy, model, endpoint) if x]) != 1:
+        raise BadOption("give exactly one of --policy world|baseline, --model CKPT or --endpoint URL",
+                        "--policy / --model / --endpoint")
+    if policy is not None and policy not in POLICIES:
+        raise BadOption(f"unknown policy {policy!r}", "--policy",
+                        f"one of {', '.join(POLICIES)}, or --model / --endpoint")
+    if endpoint is not None and not model_name:
+        raise BadOption("--endpoint needs --model-name", "--model-name", "the name the server serves")
+    if build_config is not None and policy is not None:
+        raise BadOption("--build-config is for --model or --endpoint", "--build-config",
+                        "the world's shopper and the baseline build no prompts")
+    if model is not None:
+        from customer_r1.models import resolve_model
+
+        resolve_model(model, "--model")
+    if endpoint is not None:
+        from customer_r1.evaluation.backends.base import probe_endpoint
+
+        probe_endpoint(endpoint, "--endpoint")
+
+
 def _check_browser_options(backend: str, *, start_url: str | None, shop_url: str | None,
                            allow: list[str] | None, screenshots: bool, policy: str | None) -> None:
     """The browser backend's options: only with it, one site at a time, hosts that parse,

@@ -95,7 +95,7 @@ class BasePolicy:
         return [self.act_one(r) for r in requests]
 
     def act_one(self, request: ActRequest) -> PolicyAction:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} overrides neither act_one nor act_batch")
 
     def end(self, session_id: str) -> None:
         return None
