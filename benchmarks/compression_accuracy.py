@@ -6,7 +6,8 @@ that both see the same machine load:
 
 * ``window``: the demo's prompts (832 tokens, the last 3 steps, oldest pages dropped);
 * ``compressed``: 832 tokens, the whole session (``max_history_steps`` unset), with
-  ``--compress furniture,history_diff,trim_current``.
+  ``--compress furniture,history_diff,trim_current``;
+* ``handles`` (``--arms compressed,handles``): the same with ``handles`` added.
 
 Both are scored in ranked decoding on the demo's 16 test sessions and on sessions 17-56:
 exact match, expected exact match over the world's policy, correct steps per motive of
@@ -14,7 +15,7 @@ the world's policy (``eval motives``) and a sign test on the steps where exactly
 the two is right. Everything lands in ``OUT/results.json`` and ``OUT/motives-*.md``.
 
 Usage: nice -n 10 python benchmarks/compression_accuracy.py [--out runs/compress]
-       [--minutes 15] [--stages world,base,build,train,eval]
+       [--minutes 15] [--stages world,base,build,train,eval] [--arms window,compressed]
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ ARMS: dict[str, dict[str, Any]] = {
     "window": {"max_history_steps": 3, "compress": []},
     "compressed": {"max_history_steps": None,
                    "compress": ["furniture", "history_diff", "trim_current"]},
+    # The same prompts with the current page's names as handles (what the model writes).
+    "handles": {"max_history_steps": None,
+                "compress": ["furniture", "history_diff", "trim_current", "handles"]},
 }
 #: Motives whose availability depends on the shopper's memory of the session (viewed,
 #: rejected, reviewed products, steps taken): see customer_r1.world.policy.Memory.
@@ -50,13 +54,14 @@ def sign_test(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def build(root: Path, data: Any, base: Path, demo: Any) -> dict[str, Path]:
+def build(root: Path, data: Any, base: Path, demo: Any, arms: list[str]) -> dict[str, Path]:
     from dataclasses import asdict
 
     from customer_r1.data.examples import BuildConfig, write_examples
 
     out: dict[str, Path] = {}
-    for arm, over in ARMS.items():
+    for arm in arms:
+        over = ARMS[arm]
         d = root / "built" / arm
         cfg = BuildConfig(**{**demo.build, "prompt_style": "compact", "persona_mode": "real",
                              "tokenizer": str(base), **over, "progress": False})
@@ -153,11 +158,13 @@ def evaluate(root: Path, built: dict[str, Path], world: Path,
                 "by_motive": {m.motive: [m.steps, m.model, m.bayes, m.blind] for m in by_motive},
             }
             correct[arm] = {p["example_id"]: exact_match(predicted_action(p), gold_action(p)) for p in preds}
-        a, b = list(built)
-        ids = correct[a].keys() & correct[b].keys()
-        a_only = sum(correct[a][i] and not correct[b][i] for i in ids)
-        b_only = sum(correct[b][i] and not correct[a][i] for i in ids)
-        res["sign_test"] = {f"{a}_only": a_only, f"{b}_only": b_only, "p": sign_test(a_only, b_only)}
+        first, *others = list(built)
+        for j, b in enumerate(others):  # every arm against the first
+            ids = correct[first].keys() & correct[b].keys()
+            a_only = sum(correct[first][i] and not correct[b][i] for i in ids)
+            b_only = sum(correct[b][i] and not correct[first][i] for i in ids)
+            test = {f"{first}_only": a_only, f"{b}_only": b_only, "p": sign_test(a_only, b_only)}
+            res["sign_test" if j == 0 else f"sign_test_{b}"] = test
         write_motive_report({arm: files[arm] for arm in built}, policy.values(), root / f"motives-{name}.md")
         results[name] = res
     return results
@@ -168,8 +175,13 @@ def main() -> None:
     ap.add_argument("--out", default="runs/compress")
     ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--stages", default="world,base,build,train,eval")
+    ap.add_argument("--arms", default="window,compressed",
+                    help=f"Arms to train side by side, the first the reference: {', '.join(ARMS)}.")
     a = ap.parse_args()
     stages = set(a.stages.split(","))
+    arms = [x.strip() for x in a.arms.split(",") if x.strip()]
+    if len(arms) < 2 or set(arms) - set(ARMS):
+        raise SystemExit(f"--arms: two or more of {', '.join(ARMS)}")
     root = Path(a.out)
     root.mkdir(parents=True, exist_ok=True)
     from customer_r1.data.opera import load_opera
@@ -179,8 +191,8 @@ def main() -> None:
     world = make_world(demo, root) if "world" in stages else root / "world"
     data = load_opera(world)
     base = make_base(demo, root, data) if "base" in stages else root / "base"
-    built = build(root, data, base, demo) if "build" in stages else \
-        {arm: root / "built" / arm for arm in ARMS}
+    built = build(root, data, base, demo, arms) if "build" in stages else \
+        {arm: root / "built" / arm for arm in arms}
     if "train" in stages:
         t0 = time.perf_counter()
         train(root, built, base, a.minutes)
@@ -189,7 +201,8 @@ def main() -> None:
         sets = {"demo16": (0, 16), "s17-56": (16, 56)}
         results = evaluate(root, built, world, sets)
         metrics = {arm: json.loads((root / "models" / arm / "metrics.json").read_text()) for arm in built}
-        summary = {"arms": ARMS, "minutes": a.minutes, "train": metrics, "eval": results}
+        summary = {"arms": {arm: ARMS[arm] for arm in arms}, "minutes": a.minutes, "train": metrics,
+                   "eval": results}
         (root / "results.json").write_text(json.dumps(summary, indent=2))
         for name, res in results.items():
             for arm in built:
@@ -197,7 +210,8 @@ def main() -> None:
                 print(f"{name} {arm:10s} steps={r['steps']} exact={100 * r['exact_match']:.1f} "
                       f"E[exact]={100 * r['expected_exact_match']:.1f} memory={r['memory_correct']}/"
                       f"{r['memory_steps']} (Bayes {r['memory_bayes']}, blind {r['memory_blind']})")
-            print(f"{name} sign test: {res['sign_test']}")
+            for key in [k for k in res if k.startswith("sign_test")]:
+                print(f"{name} {key}: {res[key]}")
 
 
 if __name__ == "__main__":

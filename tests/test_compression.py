@@ -207,6 +207,9 @@ def _gold_present(row) -> bool:
     if row["action_type"] == "terminate":
         return True
     text = "".join(m["content"] for m in row["prompt"])
+    if row["name_handles"]:  # the gold element's handle, on its current page
+        handle = list(row["page_names"]).index(row["semantic_id"])
+        return f'name="{handle}"' in text.rsplit("# Current page", 1)[-1]
     return f'name="{html_lib.escape(row["semantic_id"])}"' in text
 
 
@@ -224,8 +227,9 @@ def test_compressed_builds_count_exactly_and_keep_gold_and_evidence(opera_world,
     assert b.stats.exact_checked == 8 and b.stats.exact_mismatches == 0
     assert not b.stats.history_pages_dropped and not b.stats.pages_truncated
     assert all(r["prompt_tokens"] < base[r["example_id"]] for r in rows if r["step_index"] > 0)
-    # (trim_current alone shortens the current page only: a few percent of whole sessions)
-    factor = 0.97 if compress == ["trim_current"] else 0.9
+    # (trim_current or handles alone shorten the current page only: a few percent of whole
+    # sessions)
+    factor = 0.97 if compress in (["trim_current"], ["handles"]) else 0.9
     assert sum(r["prompt_tokens"] for r in rows) < factor * sum(base.values())
     if compress != ["history_diff"]:  # (its history pages show only what changed)
         assert all(_gold_present(r) for r in rows)
@@ -234,7 +238,12 @@ def test_compressed_builds_count_exactly_and_keep_gold_and_evidence(opera_world,
     # Furniture alone may show a repeated region of the current page as a reference.
     assert kept and (all(kept) if compress != ["furniture"] else sum(kept) / len(kept) > 0.5)
     if "trim_current" in compress and "furniture" not in compress:
-        assert all(set(r["page_names"]) <= set(page_names(c)[0]) for r, c in zip(rows, cur, strict=True))
+        shown = [set(page_names(c)[0]) for c in cur]
+        if "handles" in compress:  # every name of the page, as its handle, and no real name
+            assert all(s == {str(i) for i in range(len(r["page_names"]))}
+                       for r, s in zip(rows, shown, strict=True))
+        else:
+            assert all(set(r["page_names"]) <= s for r, s in zip(rows, shown, strict=True))
 
 
 def test_compressed_prompts_fit_the_budget_and_count_exactly(opera_world, tiny_tokenizer):

@@ -229,6 +229,8 @@ _ALL = ("furniture", "history_diff", "trim_current")
     # with the whole session (steps lose their reasons, then go, to fit).
     ("compact", 2600, None, _ALL), ("chat", 3400, 6, _ALL), ("full", 3400, 8, ("furniture",)),
     ("full", 4000, None, ("history_diff", "trim_current")),
+    # Handles: the current page's names as numbers (the target too).
+    ("compact", 2600, None, (*_ALL, "handles")), ("full", 3400, 8, ("handles",)),
 ])
 def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, style, budget, history,
                                                              compress):
@@ -248,7 +250,10 @@ def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, sty
     if compress:
         assert all(r["prompt_tokens"] <= budget for r in rows.values())
         text = "".join(m["content"] for r in rows.values() for m in r["prompt"])
-        marks = {"furniture": "(same as step ", "history_diff": " unchanged)", "trim_current": None}
+        marks = {"furniture": "(same as step ", "history_diff": " unchanged)", "trim_current": None,
+                 "handles": 'name="0"'}
+        if "handles" in compress:  # a current page with handles never repeats an earlier line
+            marks["furniture"] = None
         assert all(marks[c] in text for c in compress if marks[c])  # each strategy bit
     prompts = PromptBuilder(cfg, data.users, counter)
     env = ShopEnv(world)

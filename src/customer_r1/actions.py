@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -223,6 +223,59 @@ def try_parse(text: Any, *, require_rationale: bool = True) -> tuple[Prediction 
 def format_target(action: Action, rationale: str | None, *, with_rationale: bool = True) -> str:
     """The training target: the same canonical JSON the parser accepts."""
     return Prediction(action, rationale).to_json(with_rationale=with_rationale)
+
+
+# --------------------------------------------------------------------------- handles
+# ``--compress handles`` writes the current page's names as short handles: the index of
+# each name among the page's names in document order (``data.examples.page_names``), the
+# way BrowserGym numbers elements. The model reads and writes handles; everything outside
+# the model (gold columns, metrics, the environment) keeps real names, converted here at
+# the boundary.
+
+
+def handle_names(page_names: Sequence[str] | None) -> list[str]:
+    """The handles of a page's names, in the same order: ``["0", "1", ...]``."""
+    return [str(i) for i in range(0 if page_names is None else len(page_names))]
+
+
+def to_handle(action: Action, page_names: Sequence[str] | None) -> Action:
+    """``action`` with its name written as the page's handle for it (a name not on the
+    page is kept: the example's gold element is not on its own page only in corrupt data)."""
+    if action.name is None or page_names is None:
+        return action
+    index = {n: i for i, n in enumerate(page_names)}.get(action.name)
+    return action if index is None else Action(action.type, str(index), action.text)
+
+
+def handle_candidates(page_names: Sequence[str] | None, input_names: Sequence[str] | None,
+                      ) -> tuple[list[str], list[str]]:
+    """A page's names and text-field names as handles, for ranked decoding in handle space."""
+    names = [] if page_names is None else list(page_names)
+    index = {n: str(i) for i, n in enumerate(names)}
+    inputs = [] if input_names is None else [index[n] for n in input_names if n in index]
+    return handle_names(names), inputs
+
+
+def probs_from_handles(probs: Mapping[str, float], page_names: Sequence[str] | None,
+                       ) -> dict[str, float]:
+    """Candidate probabilities keyed by action JSON in handle space, re-keyed by names."""
+    out: dict[str, float] = {}
+    for key, p in probs.items():
+        k = from_handle(Action.from_json(key), page_names).to_json()
+        out[k] = out.get(k, 0.0) + p
+    return out
+
+
+def from_handle(action: Action, page_names: Sequence[str] | None) -> Action:
+    """``action`` with a handle replaced by the page's name for it. Anything that is not
+    a handle of this page (a number out of range, a real name) is kept as written, so it
+    scores as the wrong element rather than raising."""
+    name = action.name
+    if name is None or page_names is None or not (name.isascii() and name.isdigit()) \
+            or name != str(int(name)):
+        return action
+    i = int(name)
+    return Action(action.type, page_names[i], action.text) if i < len(page_names) else action
 
 
 def normalize_text(text: str) -> str:

@@ -15,7 +15,8 @@ from customer_r1.cli.params import input_argument, input_option, output_option
 PROMPT_STYLE_HELP = "full; compact (short system message); chat (a message per page, packable)."
 COMPRESS_HELP = ("Context compression, comma-separated: furniture (repeated regions become a reference), "
                  "history_diff (earlier pages as what changed), trim_current (current page: names and "
-                 "labels whole, long text cut). Default: whole pages, oldest dropped first.")
+                 "labels whole, long text cut), handles (the current page's names as short numbers the model "
+                 "writes instead; not with --prompt-style chat). Default: whole pages, oldest dropped first.")
 
 console = Console(stderr=True)
 

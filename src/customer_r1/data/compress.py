@@ -21,6 +21,12 @@ own steps up to the one predicted: training and simulation get the same prompt):
     The current page keeps every named element with its name and label and every short
     text (prices, ratings, option values) in full; markup is reduced to the name and
     state attributes, and long text is cut to a budget per region. Never a name.
+``handles`` (:func:`with_handles`)
+    The current page's names become short handles (``name="17"``: the name's index
+    among the page's names), which the model reads and writes instead; everything
+    outside the model keeps real names (``actions.to_handle`` / ``from_handle``). On
+    OPeRA-sized pages names are half of a trimmed page (dotted names of ~33 tokens);
+    this is the only strategy that changes what the model writes.
 
 Pages are split into *regions* (:func:`split_regions`): the top-most named elements
 (``<div name="nav_bar">``, ``<div name="footer">``, a carousel) and, where a page has
@@ -37,8 +43,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from customer_r1.data.names import page_names
+
 #: The strategies ``--compress`` accepts, in the order they are applied.
-COMPRESSIONS: tuple[str, ...] = ("furniture", "history_diff", "trim_current")
+COMPRESSIONS: tuple[str, ...] = ("furniture", "history_diff", "trim_current", "handles")
 
 #: Prose characters per region of the current page (``trim_current``). Text pieces share
 #: it fairly: each keeps min(its length, a common cap), the cap never below TEXT_FLOOR.
@@ -86,6 +94,11 @@ def check_compress(names: Iterable[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown compression(s) {unknown}; known: {', '.join(COMPRESSIONS)}")
     return tuple(c for c in COMPRESSIONS if c in given)
+
+
+def uses_handles(compress: Iterable[str]) -> bool:
+    """Whether prompts built under ``compress`` show (and targets use) name handles."""
+    return "handles" in compress
 
 
 def parse_compress(text: str) -> tuple[str, ...]:
@@ -616,6 +629,26 @@ def dedupe_furniture(pages: Sequence[tuple[int, Sequence[str]]],
     return out
 
 
+_TAG = re.compile(r"<[A-Za-z](?:[^>\"']|\"[^\"]*\"|'[^']*')*>")
+_TAG_NAME = re.compile(r"(\sname=\")([^\"]*)(\")")
+
+
+def with_handles(lines: Sequence[str], names: Sequence[str]) -> list[str]:
+    """``handles``: every ``name="..."`` in the page's lines written as its index among
+    ``names`` (the page's names, :func:`~customer_r1.data.names.page_names`). A name not
+    in ``names`` (none, for lines of the same page) is kept."""
+    index = {n: str(i) for i, n in enumerate(names)}
+
+    def attr(m: re.Match[str]) -> str:
+        h = index.get(html_lib.unescape(m.group(2)))
+        return m.group(0) if h is None else f"{m.group(1)}{h}{m.group(3)}"
+
+    def tag(m: re.Match[str]) -> str:
+        return _TAG_NAME.sub(attr, m.group(0))
+
+    return [_TAG.sub(tag, ln) for ln in lines]
+
+
 def session_forms(compress: Sequence[str], pages: Sequence[str], acted: Sequence[str | None],
                   ) -> tuple[list[list[str]], list[list[str]]]:
     """Every page of a session as shown in a later step's history and as the current page,
@@ -628,6 +661,8 @@ def session_forms(compress: Sequence[str], pages: Sequence[str], acted: Sequence
     else:
         hist = [p.raw for p in parsed]
     cur = [p.trimmed if "trim_current" in compress else p.raw for p in parsed]
+    if "handles" in compress:
+        cur = [with_handles(c, page_names(p.html)[0]) for c, p in zip(cur, parsed, strict=True)]
     return hist, cur
 
 

@@ -19,11 +19,9 @@ assembled from cached counts under a pluggable budget strategy (``budget.py``).
 
 from __future__ import annotations
 
-import html as html_lib
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +32,7 @@ from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from customer_r1.actions import Action, ClickTypeLookup, format_target
+from customer_r1.actions import Action, ClickTypeLookup, format_target, to_handle
 from customer_r1.data.budget import CUT_SLACK, BudgetPlan, ExampleCosts, get_strategy
 from customer_r1.data.compress import (
     check_compress,
@@ -43,7 +41,9 @@ from customer_r1.data.compress import (
     parse_compress,
     session_forms,
     session_forms_job,
+    uses_handles,
 )
+from customer_r1.data.names import page_names
 from customer_r1.data.persona import PersonaMode, build_personas
 from customer_r1.data.tokens import PageCount, TokenCounter
 from customer_r1.domain import Session, ShoppingData, Step
@@ -105,6 +105,10 @@ class BuildConfig:
         # Canonical order, as a list (build.json round-trips it equal to the config).
         given = parse_compress(self.compress) if isinstance(self.compress, str) else self.compress
         self.compress = list(check_compress(given))
+        if uses_handles(self.compress) and self.prompt_style == "chat":
+            raise ValueError("compress 'handles' needs prompt_style full or compact: chat prompts "
+                             "repeat earlier answers, which name elements of pages shown without "
+                             "handles")
 
 
 # ---------------------------------------------------------------------------
@@ -174,45 +178,6 @@ def chat_dropped_piece() -> str:
 
 
 # ---------------------------------------------------------------------------
-# Page names: the candidates a valid prediction can refer to.
-
-_TAG_WITH_NAME = re.compile(r"<([A-Za-z][A-Za-z0-9-]*)\b([^>]*?)\sname=\"([^\"]*)\"([^>]*)>")
-_TYPE_ATTR = re.compile(r"\stype=\"([^\"]*)\"")
-_ROLE_ATTR = re.compile(r"\srole=\"([^\"]*)\"")
-_NON_TEXT_INPUT = {"submit", "button", "checkbox", "radio", "hidden", "image", "reset", "file"}
-
-
-def page_names(html: str) -> tuple[list[str], list[str]]:
-    """Every ``name`` on the page in document order (deduplicated), and those of text fields.
-
-    A regular expression rather than an HTML parser: simplified HTML always quotes
-    attributes, and this runs on every page (median ~100k characters) of a build.
-    """
-    names: list[str] = []
-    inputs: list[str] = []
-    seen: set[str] = set()
-    for m in _TAG_WITH_NAME.finditer(html):
-        tag = m.group(1).lower()
-        name = html_lib.unescape(m.group(3))
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        names.append(name)
-        attrs = m.group(2) + " " + m.group(4)
-        if tag == "textarea":
-            inputs.append(name)
-        elif tag == "input":
-            t = _TYPE_ATTR.search(" " + attrs)
-            if (t.group(1).lower() if t else "text") not in _NON_TEXT_INPUT:
-                inputs.append(name)
-        else:
-            r = _ROLE_ATTR.search(" " + attrs)
-            if r and r.group(1).lower() in ("searchbox", "textbox", "combobox"):
-                inputs.append(name)
-    return names, inputs
-
-
-# ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -255,6 +220,8 @@ class ExampleBuilder:
         self.strategy = get_strategy(config.budget_strategy)
         self.chat = config.prompt_style == "chat"
         self.compress = frozenset(config.compress)
+        #: ``--compress handles``: the current page's names and the target as handles.
+        self.handles = uses_handles(config.compress)
         self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
         self._lines: dict[str, int] = {}  # token counts of compressed lines (see _line_counts)
         self._workers: Any = None  # page-parsing processes of compressed builds (_pool)
@@ -313,11 +280,14 @@ class ExampleBuilder:
         """Tokens of a history step shown with its page (beyond the fixed part)."""
         return count.tokens if self.chat else self._c(step_page_header(k)) + count.tokens
 
-    def _target(self, step: Step) -> str:
-        """The assistant's answer for a step: the example's completion."""
+    def _target(self, step: Step, handles_of: Sequence[str] | None = None) -> str:
+        """The assistant's answer for a step: the example's completion. With
+        ``handles_of`` (the step's page names, ``--compress handles``) the element is
+        written as its handle on that page."""
         assert step.action is not None
         rationale = " ".join(step.rationale.split()) if step.rationale and step.rationale.strip() else ""
-        return format_target(step.action, rationale, with_rationale=self.with_rationale)
+        action = step.action if handles_of is None else to_handle(step.action, handles_of)
+        return format_target(action, rationale, with_rationale=self.with_rationale)
 
     def _history_start(self, t: int) -> int:
         m = self.config.max_history_steps
@@ -757,8 +727,8 @@ class ExampleBuilder:
         assert action is not None
         has_rationale = bool(step.rationale and step.rationale.strip())
         rationale = " ".join(step.rationale.split()) if has_rationale and step.rationale else None
-        target = self._target(step)
         names, inputs = page_names(step.observation.html)
+        target = self._target(step, names if self.handles else None)
         needs = self.with_rationale and not has_rationale
         self.stats.needs_rationale += int(needs)
         if plan is not None:
@@ -791,6 +761,7 @@ class ExampleBuilder:
             "url": step.observation.url,
             "page_names": names,
             "input_names": inputs,
+            "name_handles": self.handles,
             "prompt_tokens": prompt_tokens,
             "history_pages_dropped": plan.pages_dropped if plan is not None else 0,
             "page_truncated": plan.page_truncated if plan is not None else False,
@@ -931,6 +902,7 @@ def example_schema() -> Any:
             ("url", pa.string()),
             ("page_names", pa.list_(pa.string())),
             ("input_names", pa.list_(pa.string())),
+            ("name_handles", pa.bool_()),
             ("prompt_tokens", pa.int32()),
             ("history_pages_dropped", pa.int32()),
             ("page_truncated", pa.bool_()),

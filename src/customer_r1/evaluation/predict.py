@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from customer_r1.actions import try_parse
+from customer_r1.actions import from_handle, handle_candidates, probs_from_handles, try_parse
 from customer_r1.errors import BadValue, MissingFile, UserError
 from customer_r1.evaluation.backends.base import Backend, Generation
 
@@ -177,6 +177,10 @@ def pred_row(
 ) -> dict[str, Any]:
     """One preds.jsonl row: the parsed completion plus the example's ground truth."""
     require = bool(example.get("require_rationale", True))
+    # ``--compress handles``: the model wrote the page's handles; rows keep real names.
+    handles = example.get("page_names") if example.get("name_handles") else None
+    if handles is not None and candidate_probs is not None:
+        candidate_probs = probs_from_handles(candidate_probs, handles)
     action_json: str | None = None
     rationale: str | None = None
     if backend_error is not None:
@@ -184,7 +188,7 @@ def pred_row(
     else:
         pred, parse_error = try_parse(completion, require_rationale=require)
         if pred is not None:
-            action_json = pred.action.to_json()
+            action_json = from_handle(pred.action, handles).to_json()
             rationale = pred.rationale
     row: dict[str, Any] = {
         "example_id": str(example["example_id"]),
@@ -367,8 +371,11 @@ def _ranked_rows(ranker: Any, batch: Sequence[Mapping[str, Any]], model: str) ->
     rows = []
     for e in batch:
         try:
+            names, inputs = e.get("page_names"), e.get("input_names")
+            if e.get("name_handles"):
+                names, inputs = handle_candidates(names, inputs)
             r = ranker.predict(
-                e["prompt"], e.get("page_names"), e.get("input_names"),
+                e["prompt"], names, inputs,
                 require_rationale=bool(e.get("require_rationale", True)),
             )
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. CUDA OOM on one huge page

@@ -57,7 +57,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from customer_r1.actions import Action, format_target
+from customer_r1.actions import Action, format_target, handle_candidates
 
 STRATEGIES = ("auto", "packed", "expand", "naive")
 RATIONALE_PREFIX = '{"rationale": "'
@@ -102,7 +102,10 @@ class RankRequest:
         ``require_rationale`` and an optional ``seed`` column)."""
         if isinstance(req, RankRequest):
             return req
-        return cls(req["prompt"], req.get("page_names"), req.get("input_names"),
+        names, inputs = req.get("page_names"), req.get("input_names")
+        if req.get("name_handles"):  # ``--compress handles``: rank in handle space
+            names, inputs = handle_candidates(names, inputs)
+        return cls(req["prompt"], names, inputs,
                    bool(req.get("require_rationale", True)), int(req.get("seed", 0) or 0))
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from customer_r1.actions import Action, ParseError, exact_match, parse_completion
+from customer_r1.actions import Action, ParseError, exact_match, from_handle, parse_completion
 
 RewardFn = Callable[..., list[float]]
 
@@ -105,6 +105,15 @@ def _parse(completion: Any, require_rationale: bool) -> Action | None:
         return None
 
 
+def _predicted(completion: Any, i: int, kw: dict[str, Any]) -> Action | None:
+    """Row ``i``'s parsed action with real names: a ``--compress handles`` row
+    (``name_handles``) has the model write handles of its ``page_names``."""
+    pred = _parse(completion, bool(_column(kw.get("require_rationale"), i, True)))
+    if pred is not None and _column(kw.get("name_handles"), i, False):
+        pred = from_handle(pred, _column(kw.get("page_names"), i))
+    return pred
+
+
 @register("format")
 def make_format_reward(cfg: RewardConfig) -> RewardFn:
     def format_reward(prompts: Any = None, completions: Sequence[Any] = (), **kw: Any) -> list[float]:
@@ -122,11 +131,11 @@ def make_format_reward(cfg: RewardConfig) -> RewardFn:
 def make_action_reward(cfg: RewardConfig) -> RewardFn:
     def action_reward(prompts: Any = None, completions: Sequence[Any] = (), **kw: Any) -> list[float]:
         """Difficulty-weighted exact match of the predicted action (paper section 3.2)."""
-        gold_json, click_types, req = kw.get("action_json"), kw.get("click_type"), kw.get("require_rationale")
+        gold_json, click_types = kw.get("action_json"), kw.get("click_type")
         out: list[float] = []
         for i, c in enumerate(completions):
             gold = _gold(gold_json, i)
-            pred = _parse(c, bool(_column(req, i, True)))
+            pred = _predicted(c, i, kw)
             if gold is None or pred is None:
                 out.append(0.0)
             elif exact_match(pred, gold):
@@ -144,11 +153,11 @@ def make_action_reward(cfg: RewardConfig) -> RewardFn:
 def make_binary_action_reward(cfg: RewardConfig) -> RewardFn:
     def action_binary_reward(prompts: Any = None, completions: Sequence[Any] = (), **kw: Any) -> list[float]:
         """1 for an exact match, else 0: the ablation without difficulty weights."""
-        gold_json, req = kw.get("action_json"), kw.get("require_rationale")
+        gold_json = kw.get("action_json")
         out: list[float] = []
         for i, c in enumerate(completions):
             gold = _gold(gold_json, i)
-            pred = _parse(c, bool(_column(req, i, True)))
+            pred = _predicted(c, i, kw)
             out.append(1.0 if gold is not None and exact_match(pred, gold) else 0.0)
         return out
 

@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from customer_r1.actions import Action, format_target, try_parse
+from customer_r1.actions import (
+    Action,
+    format_target,
+    from_handle,
+    handle_candidates,
+    probs_from_handles,
+    try_parse,
+)
 from customer_r1.domain import Observation, ShoppingData, Step, User
 from customer_r1.errors import BadInput
 from customer_r1.evaluation.baselines import page_kind
@@ -295,21 +302,25 @@ class RankerPolicy(BasePolicy):
         self.build = build
 
     def act_batch(self, requests: Sequence[ActRequest]) -> list[PolicyAction]:
-        prompts, pages = [], []
+        prompts, pages, names = [], [], []
         for r in requests:
             prompts.append(self.prompts.messages(r.session_id, r.persona.user_id, r.history, r.observation))
-            pages.append(candidates_of(r.observation))
+            cands = candidates_of(r.observation)
+            names.append(cands[0])
+            pages.append(handle_candidates(*cands) if self.prompts.handles else cands)
         with_r = self.prompts.with_rationale
         preds = _rank_batch(self.ranker, prompts, pages, [r.seed for r in requests], with_r,
                             self.rationale, self.rationale_temperature)
         out = []
-        for r, pred in zip(requests, preds, strict=True):
+        for r, pred, page in zip(requests, preds, names, strict=True):
             rng = np.random.default_rng(np.random.SeedSequence([r.seed, 0xAC7]))
-            key = sample_from(pred.candidate_probs, self.temperature, rng)
+            probs = probs_from_handles(pred.candidate_probs, page) if self.prompts.handles \
+                else pred.candidate_probs
+            key = sample_from(probs, self.temperature, rng)
             action = Action.from_json(key)
             out.append(PolicyAction(action, pred.rationale or "",
-                                    info={"prob": float(pred.candidate_probs[key]),
-                                          "argmax": max(pred.candidate_probs, key=pred.candidate_probs.get)}))
+                                    info={"prob": float(probs[key]),
+                                          "argmax": max(probs, key=probs.get)}))
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -379,7 +390,10 @@ class EndpointPolicy(BasePolicy):
                     last[i] = (f"unparsable output: {why}", g.text or "")
                     again.append(i)
                     continue
-                out[i] = PolicyAction(pred.action, pred.rationale or "", raw=g.text or "",
+                action = pred.action
+                if self.prompts.handles:  # the model wrote handles; the site wants names
+                    action = from_handle(action, candidates_of(requests[i].observation)[0])
+                out[i] = PolicyAction(action, pred.rationale or "", raw=g.text or "",
                                       info={"attempts": attempt + 1})
             todo = again
             if not todo:

@@ -15,7 +15,9 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from customer_r1.data.examples import BuildConfig, ExampleBuilder, page_names
+from customer_r1.data.compress import uses_handles
+from customer_r1.data.examples import BuildConfig, ExampleBuilder
+from customer_r1.data.names import page_names
 from customer_r1.domain import Observation, Session, ShoppingData, Step, User
 from customer_r1.errors import BadInput, MissingInput
 from customer_r1.io import read_json
@@ -52,6 +54,8 @@ class PromptBuilder:
         self.config = config
         self.builder = ExampleBuilder(ShoppingData(dict(users), []), config, counter)
         self.with_rationale = config.rationale_mode == "on"
+        #: ``--compress handles``: the model reads and writes handles, not names.
+        self.handles = uses_handles(config.compress)
 
     def messages(self, session_id: str, user_id: str, history: Sequence[Step],
                  observation: Observation) -> list[dict[str, str]]:

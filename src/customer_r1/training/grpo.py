@@ -31,7 +31,8 @@ from customer_r1.training.lm_head import score_only_labelled_positions
 log = logging.getLogger(__name__)
 
 #: Columns the reward functions read (plus ids that make logs traceable).
-REWARD_COLUMNS = ["prompt", "action_json", "click_type", "require_rationale", "example_id", "prompt_tokens"]
+REWARD_COLUMNS = ["prompt", "action_json", "click_type", "require_rationale", "example_id", "prompt_tokens",
+                  "page_names", "name_handles"]
 
 
 def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args: Any) -> dict[str, Any]:
