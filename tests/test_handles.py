@@ -222,3 +222,18 @@ def test_a_handles_checkpoint_shops_the_world_by_name(world, tmp_path):
                 assert name in page_names(e["observation"]["html"])[0]
     assert acted > 0
     assert load_opera(tmp_path / "run").sessions
+
+
+def test_the_baseline_writes_in_the_model_format_and_scores_the_same():
+    from customer_r1.evaluation.baselines import PageKindBaseline
+
+    gold = Action.click("quantity.2")
+    names = ["2", "nav.search", "quantity.2"]  # a page whose first name looks like a handle
+    row = {**_row(names, gold), "url": "https://shop.example/dp/1"}
+    base = PageKindBaseline().fit([row])
+    text = base.completion(row)
+    assert parse_completion(text).action == Action.click("2")  # the handle of quantity.2
+    assert json.loads(pred_row(row, completion=text, mode="baseline")["action_json"]) == gold.to_dict()
+    plain = {**row, "name_handles": False}
+    assert json.loads(pred_row(plain, completion=base.completion(plain), mode="baseline")["action_json"]) \
+        == gold.to_dict()

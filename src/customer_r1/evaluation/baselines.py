@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
-from customer_r1.actions import Action, format_target
+from customer_r1.actions import Action, format_target, to_handle
 
 PAGE_KINDS = ("home", "search", "product", "reviews", "cart", "checkout", "other")
 
@@ -63,9 +63,13 @@ class PageKindBaseline:
         return Action.terminate()
 
     def completion(self, row: Mapping[str, Any]) -> str:
-        """A completion in the model's format, so the same scorer reads it."""
+        """A completion in the model's format, so the same scorer reads it (with handles
+        where the row's prompts have them, ``--compress handles``)."""
+        action = self.predict(row)
+        if row.get("name_handles"):
+            action = to_handle(action, row.get("page_names"))
         return format_target(
-            self.predict(row),
+            action,
             "most frequent action here",
             with_rationale=bool(row.get("require_rationale", True)),
         )
