@@ -4,7 +4,8 @@
    budget: the demo's prompt (last 3 steps, oldest pages dropped) and the prompt with
    ``--compress furniture,history_diff,trim_current`` and the whole session.
 2. One OPeRA-sized page (the synthetic world's ``page_size: opera``): its tokens raw, as
-   the current page under ``trim_current``, and as a history page under ``history_diff``,
+   the current page under ``trim_current`` (and with ``handles``), and as a history page
+   under ``history_diff``,
    with the first lines of each compressed form.
 
 The compact step is counted with the demo's own tokenizer (``--tokenizer``, default
@@ -23,8 +24,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from customer_r1.data.compress import history_change, trim_page
+from customer_r1.data.compress import history_change, trim_page, with_handles
 from customer_r1.data.examples import BuildConfig, ExampleBuilder
+from customer_r1.data.names import page_names
 from customer_r1.data.tokens import TokenCounter, load_tokenizer
 from customer_r1.world import WorldConfig, generate_world
 
@@ -85,6 +87,9 @@ def opera_example(tok) -> str:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
     trimmed = trim_page(page)
+    names = page_names(page)[0]
+    handled = with_handles(trimmed, names)
+    cart = names.index("buybox.add_to_cart")
     change = history_change(prev, page, acted)
     lines = [
         f"A product page of an OPeRA-sized world session (step {k + 1}; the shopper then acted on "
@@ -93,6 +98,8 @@ def opera_example(tok) -> str:
         f"| raw page (oldest-page drop shows it whole) | {len(page):,} | {n(page):,} |",
         f"| `trim_current` (as the current page) | {sum(len(x) + 1 for x in trimmed):,} | "
         f"{n(''.join(x + chr(10) for x in trimmed)):,} |",
+        f"| `trim_current` + `handles` (as the current page) | {sum(len(x) + 1 for x in handled):,} | "
+        f"{n(''.join(x + chr(10) for x in handled)):,} |",
         f"| `history_diff` (as a history page, against step {k}) | {sum(len(x) + 1 for x in change):,} "
         f"| {n(''.join(x + chr(10) for x in change)):,} |",
         "",
@@ -101,6 +108,9 @@ def opera_example(tok) -> str:
         f"`trim_current`, the first 6 of {len(trimmed)} lines (one line per page region; long "
         "lines shortened here, not in the prompt):\n",
         _block("\n".join(_short(x) for x in trimmed[:6])),
+        f"The same lines with `handles` (the model writes `\"name\": \"{cart}\"` for *Add to Cart*, "
+        "`buybox.add_to_cart`; predictions, rewards and the simulator map it back):\n",
+        _block("\n".join(_short(x) for x in handled[:6])),
         f"`history_diff`, all {len(change)} lines:\n",
         _block("\n".join(_short(x, 600) for x in change)),
     ]
