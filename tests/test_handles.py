@@ -237,3 +237,32 @@ def test_the_baseline_writes_in_the_model_format_and_scores_the_same():
     plain = {**row, "name_handles": False}
     assert json.loads(pred_row(plain, completion=base.completion(plain), mode="baseline")["action_json"]) \
         == gold.to_dict()
+
+
+def test_grpo_passes_page_names_to_the_rewards_on_a_handles_build(tmp_path, monkeypatch):
+    """TRL hands every reward the row's ``page_names`` and ``name_handles``, which the
+    action reward needs to map a handle back (REWARD_COLUMNS)."""
+    from shopdata import make_data
+    from trainkit import common_args, tiny_setup
+
+    from customer_r1.data.examples import write_examples
+    from customer_r1.training import grpo
+
+    base, _ = tiny_setup(tmp_path, n_sessions=3)
+    data = make_data(n_sessions=3, items=3)
+    for s in data.sessions:
+        for st in s.steps:
+            st.rationale = st.rationale or "I just do it"
+    built = tmp_path / "built-h"
+    write_examples(data, BuildConfig(tokenizer=str(base), token_budget=1200, prompt_style="compact",
+                                     compress=["handles"], progress=False), built)
+    spy = tmp_path / "spy.jsonl"
+    monkeypatch.setenv("CR1_REWARD_SPY", str(spy))
+    m = grpo.main(["--dataset_path", str(built), "--model_name_or_path", str(base),
+                   "--reward_funcs", "dist_rewards:record_columns", "action",
+                   "--per_device_train_batch_size", "2", "--num_generations", "2",
+                   "--max_completion_length", "8", "--max_steps", "1", *common_args(tmp_path / "g")])
+    assert m["global_step"] == 1
+    seen = [json.loads(x) for x in spy.read_text().splitlines()]
+    assert seen and all(r["name_handles"] is True and r["page_names"] for r in seen)
+    assert all(Action.from_json(r["action_json"]).name in (None, *r["page_names"]) for r in seen)
