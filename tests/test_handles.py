@@ -5,6 +5,7 @@ keeps real names, converted at each boundary."""
 from __future__ import annotations
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -79,7 +80,7 @@ def test_built_rows_show_and_target_handles_and_keep_names_elsewhere(world):
         progress=False)).iter_rows(data.sessions)}
     assert rows and all(r["name_handles"] for r in rows)
     assert not any(r["name_handles"] for r in plain.values())
-    clicks = 0
+    clicks = noted = 0
     for r in rows:
         names = list(r["page_names"])
         gold = Action.from_json(r["action_json"])
@@ -93,11 +94,16 @@ def test_built_rows_show_and_target_handles_and_keep_names_elsewhere(world):
             clicks += 1
             assert pred.name == str(names.index(gold.name))
             assert f'name="{pred.name}"' in current
-        # Earlier steps keep their real names (what the shopper did, not page positions).
+        # Earlier steps keep their real names (what the shopper did, not page positions),
+        # and say the acted element's handle when it is on the current page.
         twin = plain[r["example_id"]]["prompt"][-1]["content"]
-        assert history == twin.rsplit("# Current page", 1)[0]
+        notes = re.findall(r'"name": "([^"]*)"[^\n]*?\} \(current page: name="(\d+)"\)', history)
+        for name, handle in notes:
+            assert names[int(handle)] == json.loads(f'"{name}"')
+        noted += len(notes)
+        assert re.sub(r' \(current page: name="\d+"\)', "", history) == twin.rsplit("# Current page", 1)[0]
         assert r["semantic_id"] == plain[r["example_id"]]["semantic_id"]
-    assert clicks > 10
+    assert clicks > 10 and noted > 10
     with pytest.raises(ValueError, match="needs prompt_style full or compact"):
         BuildConfig(compress=["handles"], prompt_style="chat")
 

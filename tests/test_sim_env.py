@@ -230,7 +230,7 @@ _ALL = ("furniture", "history_diff", "trim_current")
     ("compact", 2600, None, _ALL), ("chat", 3400, 6, _ALL), ("full", 3400, 8, ("furniture",)),
     ("full", 4000, None, ("history_diff", "trim_current")),
     # Handles: the current page's names as numbers (the target too).
-    ("compact", 2600, None, (*_ALL, "handles")), ("full", 3400, 8, ("handles",)),
+    ("compact", 2600, None, (*_ALL, "handles")), ("full", 3800, 8, ("handles",)),
 ])
 def test_replayed_sessions_get_the_prompts_data_build_writes(tiny_tokenizer, style, budget, history,
                                                              compress):

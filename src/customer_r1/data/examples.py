@@ -155,9 +155,13 @@ def step_dropped_piece(k: int, style: str = "full") -> str:
     return f"## Step {k + 1}\nPage: {HISTORY_MARKER}\n"
 
 
-def step_action_piece(step: Step, with_rationale: bool) -> str:
+def step_action_piece(step: Step, with_rationale: bool, handle: int | None = None) -> str:
+    """An earlier step's action (and reason). ``handle``: ``--compress handles``, the acted
+    element is on the current page under this handle, which the line says, so that a
+    model writing handles can tell which of the page's elements it has used before."""
     assert step.action is not None
-    text = f"Action: {step.action.to_json()}\n"
+    here = "" if handle is None else f' (current page: name="{handle}")'
+    text = f"Action: {step.action.to_json()}{here}\n"
     if with_rationale and step.rationale and step.rationale.strip():
         text += f"Reason: {' '.join(step.rationale.split())}\n"
     return text
@@ -222,6 +226,8 @@ class ExampleBuilder:
         self.compress = frozenset(config.compress)
         #: ``--compress handles``: the current page's names and the target as handles.
         self.handles = uses_handles(config.compress)
+        self._here_key: tuple[str, int] | None = None  # (session, step) of _here
+        self._here: dict[str, int] = {}  # that step's page names -> handles
         self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
         self._lines: dict[str, int] = {}  # token counts of compressed lines (see _line_counts)
         self._workers: Any = None  # page-parsing processes of compressed builds (_pool)
@@ -269,9 +275,22 @@ class ExampleBuilder:
             return n + self._pair_overhead * (t - lo)
         n += self._c(history_header_piece(t - lo))
         for k in range(lo, t):
-            n += self._c(step_action_piece(steps[k], self.with_rationale))
+            n += self._c(self._action(session, t, k, self.with_rationale))
         n += self._c(current_header_piece(t))
         return n
+
+    def _action(self, session: Session, t: int, k: int, with_rationale: bool) -> str:
+        """Step ``k``'s action piece in step ``t``'s prompt: with ``handles``, the acted
+        element's handle on step ``t``'s page when it is there."""
+        step = session.steps[k]
+        name = step.action.name if step.action is not None else None
+        if not self.handles or name is None:
+            return step_action_piece(step, with_rationale)
+        key = (session.session_id, t)
+        if self._here_key != key:
+            self._here_key = key
+            self._here = {n: i for i, n in enumerate(page_names(session.steps[t].observation.html)[0])}
+        return step_action_piece(step, with_rationale, self._here.get(name))
 
     def _dropped(self, k: int) -> str:
         return chat_dropped_piece() if self.chat else step_dropped_piece(k, self.config.prompt_style)
@@ -426,7 +445,6 @@ class ExampleBuilder:
         """Costs with each history page as compressed (before furniture: an upper bound,
         as references only shorten lines). A compressed history (``history_diff``,
         not chat) may also drop the oldest steps' reasons and then the oldest steps."""
-        steps = session.steps
         ks = range(lo, t)
         cut = self._c(CUT_MARKER)
         if self.chat or "history_diff" not in self.compress:
@@ -440,8 +458,8 @@ class ExampleBuilder:
         persona = self.personas[session.user_id].text
         fixed = (self._c(self.system) + self._c(persona_piece(persona))
                  + self._c(history_header_piece(t - lo)) + self._c(current_header_piece(t)) + self._overhead)
-        act = [self._c(step_action_piece(steps[k], self.with_rationale)) for k in ks]
-        brief = [self._c(step_action_piece(steps[k], False)) for k in ks]
+        act = [self._c(self._action(session, t, k, self.with_rationale)) for k in ks]
+        brief = [self._c(self._action(session, t, k, False)) for k in ks]
         dropped = [self._c(self._dropped(k)) for k in ks]
         return ExampleCosts(
             fixed=fixed,
@@ -548,7 +566,7 @@ class ExampleBuilder:
                 parts.append(pages_text[k])
             else:
                 parts.append(self._dropped(k))
-            parts.append(step_action_piece(steps[k], self.with_rationale and lv < 2))
+            parts.append(self._action(session, t, k, self.with_rationale and lv < 2))
         parts.append(current_header_piece(t))
         parts.append(current)
         user = "".join(parts)
