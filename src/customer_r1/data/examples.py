@@ -226,8 +226,11 @@ class ExampleBuilder:
         self.compress = frozenset(config.compress)
         #: ``--compress handles``: the current page's names and the target as handles.
         self.handles = uses_handles(config.compress)
-        self._here_key: tuple[str, int] | None = None  # (session, step) of _here
-        self._here: dict[str, int] = {}  # that step's page names -> handles
+        # The last page's names (see _names_of): a step's page is read for its prompt's
+        # handle notes and again for its row.
+        self._names_html: str | None = None
+        self._names: tuple[list[str], list[str]] = ([], [])
+        self._here: dict[str, int] = {}  # that page's names -> handles
         self.system = system_prompt(config.prompt_style, rationale=self.with_rationale)
         self._lines: dict[str, int] = {}  # token counts of compressed lines (see _line_counts)
         self._workers: Any = None  # page-parsing processes of compressed builds (_pool)
@@ -286,11 +289,17 @@ class ExampleBuilder:
         name = step.action.name if step.action is not None else None
         if not self.handles or name is None:
             return step_action_piece(step, with_rationale)
-        key = (session.session_id, t)
-        if self._here_key != key:
-            self._here_key = key
-            self._here = {n: i for i, n in enumerate(page_names(session.steps[t].observation.html)[0])}
+        self._names_of(session.steps[t].observation.html)
         return step_action_piece(step, with_rationale, self._here.get(name))
+
+    def _names_of(self, html: str) -> tuple[list[str], list[str]]:
+        """:func:`page_names` of a page, kept for the last page asked (keyed by its text,
+        so a simulator's new page with an old session id and step is never stale)."""
+        if html != self._names_html:
+            self._names_html = html
+            self._names = page_names(html)
+            self._here = {n: i for i, n in enumerate(self._names[0])} if self.handles else {}
+        return self._names
 
     def _dropped(self, k: int) -> str:
         return chat_dropped_piece() if self.chat else step_dropped_piece(k, self.config.prompt_style)
@@ -745,7 +754,7 @@ class ExampleBuilder:
         assert action is not None
         has_rationale = bool(step.rationale and step.rationale.strip())
         rationale = " ".join(step.rationale.split()) if has_rationale and step.rationale else None
-        names, inputs = page_names(step.observation.html)
+        names, inputs = self._names_of(step.observation.html)
         target = self._target(step, names if self.handles else None)
         needs = self.with_rationale and not has_rationale
         self.stats.needs_rationale += int(needs)

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from customer_r1.actions import from_handle, handle_candidates, probs_from_handles, try_parse
+from customer_r1.actions import from_handle, probs_from_handles, try_parse
 from customer_r1.errors import BadValue, MissingFile, UserError
 from customer_r1.evaluation.backends.base import Backend, Generation
+from customer_r1.evaluation.ranking import RankRequest
 
 MODES = ("free", "ranked")
 
@@ -371,13 +372,9 @@ def _ranked_rows(ranker: Any, batch: Sequence[Mapping[str, Any]], model: str) ->
     rows = []
     for e in batch:
         try:
-            names, inputs = e.get("page_names"), e.get("input_names")
-            if e.get("name_handles"):
-                names, inputs = handle_candidates(names, inputs)
-            r = ranker.predict(
-                e["prompt"], names, inputs,
-                require_rationale=bool(e.get("require_rationale", True)),
-            )
+            req = RankRequest.coerce(e)  # the row's candidates (as handles with name_handles)
+            r = ranker.predict(req.prompt, req.page_names, req.input_names,
+                               require_rationale=req.require_rationale)
         except (RuntimeError, ValueError, MemoryError) as exc:  # e.g. CUDA OOM on one huge page
             rows.append(pred_row(e, completion=None, mode="ranked", model=model,
                                  backend_error=f"ranking failed: {type(exc).__name__}: {exc}"[:500]))
