@@ -10,14 +10,6 @@ import pytest
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-
-
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.exists():
-        pytest.fail(f"../shared not found at {SHARED}; tests need the project's shared fixtures")
-    return SHARED
 
 
 @pytest.fixture(scope="session")

@@ -25,9 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-#: The shared folder next to the repository (``<repo>/../shared``); fixtures live there.
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL_ROW0 = SHARED / "fixtures" / "opera_filtered_action_row0.json"
+#: The real first row of OPeRA filtered train (long fields cut and marked), kept in the project.
+REAL_ROW0 = Path(__file__).resolve().parent / "fixtures" / "opera" / "opera_filtered_action_row0.json"
 
 Rows = Sequence[Mapping[str, Any]]
 

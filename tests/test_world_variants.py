@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from worlddigest import WORLDS, page_digest, same_fingerprint, world_fingerprint
 
 from customer_r1.actions import Action
 from customer_r1.errors import BadInput, BadOption, MissingInput
@@ -29,33 +30,6 @@ from customer_r1.world.variants import (
 )
 
 # --------------------------------------------------------------------------- control
-
-
-def _page_digest(h, page: Page) -> None:
-    h.update(f"{page.kind}|{page.url}\n".encode())
-    h.update(page.html.encode())
-    h.update(json.dumps(page.page_meta, sort_keys=True).encode())
-    for n, e in page.elements.items():
-        h.update(f"{n}|{e.click_type}|{e.effect.kind}|{e.effect.arg}|{e.effect.n}|"
-                 f"{json.dumps(e.meta, sort_keys=True)}\n".encode())
-    h.update(json.dumps(page.roles).encode())
-    h.update(json.dumps(list(page.listing)).encode())
-
-
-def _world_digest(world: World) -> str:
-    h = hashlib.sha256()
-    for s in world.sessions:
-        h.update(f"{s.session_id}|{s.user_id}|{s.split}\n".encode())
-        for st in s.steps:
-            h.update(f"{st.action_id}|{st.timestamp}|{st.action.to_json()}|{st.click_type}|"
-                     f"{st.motive.key}|{st.rationale}\n".encode())
-            h.update(json.dumps([a.to_json() for a in st.actions]).encode())
-            h.update(json.dumps(np.round(st.probs, 9).tolist()).encode())
-            h.update(json.dumps(np.round(st.blind_probs, 9).tolist()).encode())
-            h.update(json.dumps([st.products, st.element_meta, st.mouse],
-                                sort_keys=True).encode())
-            _page_digest(h, world.page(st))
-    return h.hexdigest()
 
 
 def _walk(shop: Shop, size: str) -> list[Page]:
@@ -120,7 +94,7 @@ def _walk(shop: Shop, size: str) -> list[Page]:
 def _walk_digest(shop: Shop, size: str) -> str:
     h = hashlib.sha256()
     for page in _walk(shop, size):
-        _page_digest(h, page)
+        page_digest(h, page)
     return h.hexdigest()
 
 
@@ -130,27 +104,37 @@ def catalog():
 
 
 # Computed from the code before site variants existed: the control site must not move a byte.
-CONTROL_DIGESTS = {
-    "world_compact": "5c6ccb2bd6145586eefa7124031f3173028d7939a69d1af0fb846c64bfde475e",
-    "world_opera": "637c346a1f41daa6092dfd31b599858147a14934aab8e6d99ce1ea4c0baf28df",
+# Worlds are pinned by worlddigest's fingerprint (sessions, actions, texts, pages byte-exact;
+# probabilities as fixed projections, to FLOAT_TOL, so the BLAS kernel cannot move them); the
+# walks hold no computed floats and stay plain SHA-256 digests.
+CONTROL_WORLDS = {
+    "world_compact": {
+        "exact": "b53547377ab1abdc06d58ff2bfceed86fcee18b33c2797adb581826464f70c97",
+        "floats": [14.911348228846268, -3.5850781534403913, 0.5614187911472921, 5.986640006608209,
+                   8.349954433321662, -4.688800245038251, 5.818045824518194, 6.666045575327608],
+        "ceilings": [0.6769418747358309, 0.4984494851104707],
+    },
+    "world_opera": {
+        "exact": "b36f83d71ea134a87c578c63174909cb914765bf1e8b0e49afce94bc9e89400c",
+        "floats": [1.7158631876855703, 4.114830468139317, 0.4356956150475654, -3.581060447148898,
+                   3.6739629207723494, 1.411141072205429, -2.338224544293226, 0.8033401601141648],
+        "ceilings": [0.6108015565990992, 0.3771018468468469],
+    },
+}
+CONTROL_WALKS = {
     "walk_compact": "2f1039c505bb91a7df21cbf4ed6d709648735bec7b3bca9405dbcf0d3d4f0268",
     "walk_opera": "33fa1097aa342046f974916da179390cb2b6bc07b84ba800d1e3ea20f358c285",
 }
 
 
-def _control_digests(catalog) -> dict[str, str]:
-    return {
-        "world_compact": _world_digest(generate_world(WorldConfig(
-            users=8, sessions_per_user=5, seed=3, population=400))),
-        "world_opera": _world_digest(generate_world(WorldConfig(
-            users=3, sessions_per_user=3, seed=5, population=300, page_size="opera"))),
-        "walk_compact": _walk_digest(Shop(catalog, shop_config("compact")), "compact"),
-        "walk_opera": _walk_digest(Shop(catalog, shop_config("opera")), "opera"),
-    }
-
-
 def test_control_site_is_byte_identical(catalog) -> None:
-    assert _control_digests(catalog) == CONTROL_DIGESTS
+    for name, pinned in CONTROL_WORLDS.items():
+        got = world_fingerprint(generate_world(WorldConfig(**WORLDS[name])))
+        assert got["exact"] == pinned["exact"], name
+        assert same_fingerprint(got, pinned), (name, got["floats"], got["ceilings"])
+    walks = {"walk_compact": _walk_digest(Shop(catalog, shop_config("compact")), "compact"),
+             "walk_opera": _walk_digest(Shop(catalog, shop_config("opera")), "opera")}
+    assert walks == CONTROL_WALKS
 
 
 # --------------------------------------------------------------------------- variants
@@ -362,8 +346,8 @@ def test_variant_mix_keeps_the_empty_world_and_test_split() -> None:
         if a.split == "test" or b.variant == "control":
             assert [st.action_id for st in a.steps] == [st.action_id for st in b.steps]
     assert {s.variant for s in mixed.split("train")} == {"control", "no_deals", "price_up_10"}
-    assert _world_digest(generate_world(WorldConfig(**cfg, variant_mix=()))) == \
-        _world_digest(plain)
+    assert same_fingerprint(world_fingerprint(generate_world(WorldConfig(**cfg, variant_mix=()))),
+                            world_fingerprint(plain))
 
 
 def test_variant_mix_validation() -> None:

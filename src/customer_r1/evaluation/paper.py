@@ -1,7 +1,7 @@
 """The published numbers we measure against, kept in one place with their source.
 
-Every figure is copied from ``shared/reference/customer-r1.md`` (Customer-R1, arXiv
-2510.07230; OPeRA, arXiv 2506.05606; Shop-R1, arXiv 2507.17842). Numbers are
+Every figure is copied from the papers (Customer-R1, arXiv 2510.07230; OPeRA, arXiv
+2506.05606; Shop-R1, arXiv 2507.17842) or third-party accounts of them. Numbers are
 percentages, as printed. ``(3P)`` marks a figure only reported by a third party.
 Reports put these rows next to our runs; a cell the paper does not report is None
 (rendered "–"), never a guess.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 #: Where every anchor in this module comes from.
-SOURCE_DOC = "shared/reference/customer-r1.md"
+SOURCE_DOC = "the Customer-R1, OPeRA and Shop-R1 papers (arXiv 2510.07230, 2506.05606, 2507.17842)"
 CUSTOMER_R1 = "Customer-R1 (arXiv 2510.07230), OPeRA-filtered test, Qwen2.5-7B"
 OPERA_ZERO_SHOT = "OPeRA (arXiv 2506.05606) zero-shot baselines, OPeRA-filtered test"
 SHOP_R1 = "Shop-R1 (arXiv 2507.17842), its own data"
@@ -67,7 +67,7 @@ REPRODUCTION_ROWS: tuple[PaperRow, ...] = (
     PaperRow(
         "3P reproduction of Customer-R1 SFT",
         "3P reproduction",
-        "third-party reproduction reported in " + SOURCE_DOC,
+        "a third-party reproduction of Customer-R1 (arXiv 2510.07230)",
         25.10,
         note="(3P) paper: 35.14",
     ),

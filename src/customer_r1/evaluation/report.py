@@ -269,7 +269,7 @@ def render_markdown(
         "# Customer-R1 evaluation report",
         "",
         "Percentages (higher is better) except JS divergence (0 = the user's true mix, "
-        "lower is better). Paper rows are copied from " + f"`{SOURCE_DOC}`; "
+        "lower is better). Paper rows are copied from " + f"{SOURCE_DOC}; "
         "\"–\" = not reported. (3P) = reported by a third party. Paper rows are on "
         "OPeRA-filtered test; ours are on whatever data each run used.",
         "",
