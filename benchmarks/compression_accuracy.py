@@ -105,7 +105,7 @@ def _score(args: tuple[str, str, str, int, int]) -> None:
 
     torch.set_num_threads(1)
     from customer_r1.data.examples import read_examples
-    from customer_r1.demo import score_model
+    from customer_r1.evaluation.scoring import score_model
 
     rows = read_examples(built, "test")
     order = list(dict.fromkeys(r["session_id"] for r in rows))

@@ -896,6 +896,24 @@ def write_examples(
     return stats
 
 
+def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path, *,
+                    console: Any = None) -> Path:
+    """``out_dir`` holds the examples ``config`` builds from ``data``: reused when its
+    ``build.json`` records the same config, else rebuilt."""
+    import shutil
+
+    out = Path(out_dir)
+    meta = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else None
+    if meta is not None:
+        if meta["config"] == asdict(config):
+            return out
+        if console is not None:
+            console.print(f"[yellow]{out} was built with other settings; rebuilding[/]")
+        shutil.rmtree(out)
+    write_examples(data, config, out, console=console)
+    return out
+
+
 @cache
 def example_schema() -> Any:
     """The Arrow schema of built examples (docs/architecture.md)."""

@@ -156,6 +156,37 @@ def init_tiny_model(
     return out
 
 
+def ensure_tiny_base(data: Any, build: dict[str, Any], model: dict[str, Any], out: str | Path,
+                     say: Any = print) -> Path:
+    """A tiny base for prompts built with ``build``: its tokenizer is trained on the train
+    split's prompts and completions, so a change of prompt format or model config makes a new
+    base (stamped in ``demo_base.json``); an existing base with the same stamp is reused."""
+    import shutil
+
+    from customer_r1.data.examples import BuildConfig, ExampleBuilder
+
+    out = Path(out)
+    stamp = {"build": build, "model": model}
+    stamp_file = out / "demo_base.json"
+    if (out / "model.safetensors").exists():
+        if stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp:
+            say(f"base exists at {out}")
+            return out
+        say(f"[yellow]{out} was made with other settings; remaking it[/]")
+        shutil.rmtree(out)
+    bcfg = BuildConfig(**{**build, "tokenizer": None, "token_budget": None, "progress": False})
+    builder = ExampleBuilder(data, bcfg)
+    texts: list[str] = []
+    for row in builder.iter_rows(data.split("train")):
+        texts.extend(m["content"] for m in row["prompt"])
+        texts.extend(m["content"] for m in row["completion"])
+    if builder.chat:  # each chat prompt repeats the session so far: count every message once
+        texts = list(dict.fromkeys(texts))
+    init_tiny_model(out, texts=texts, config=TinyModelConfig(**model))
+    stamp_file.write_text(json.dumps(stamp, indent=2))
+    return out
+
+
 def _pin_tokenizer_class(folder: Path) -> None:
     path = folder / "tokenizer_config.json"
     cfg = json.loads(path.read_text())

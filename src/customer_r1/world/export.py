@@ -11,6 +11,7 @@ and the text exactly as the page shows it), which compressed prompts must keep.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,7 @@ from customer_r1.data.opera_write import (
 from customer_r1.world.stats import OPERA_REFERENCE, world_stats
 
 if TYPE_CHECKING:
-    from customer_r1.world.generate import Progress, World, WorldStep
+    from customer_r1.world.generate import Progress, World, WorldConfig, WorldStep
     from customer_r1.world.pages import Page
 
 FORMAT_VERSION = 1
@@ -153,6 +154,26 @@ def export_world(world: World, out_dir: str | Path,
     }
     (out / "world" / "world.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def ensure_world(config: WorldConfig, out: str | Path, say: Callable[[str], Any] = print) -> Path:
+    """``out`` holds the world ``config`` generates, in today's format: reused when it already
+    does (a rerun, an interrupted demo), else (re)generated and exported."""
+    import shutil
+
+    from customer_r1.world.generate import WorldConfig, generate_world
+
+    out = Path(out)
+    if (out / "world" / "world.json").exists():
+        info = load_world_info(out)
+        # Through the dataclass: a world written before a config field existed has its default.
+        if WorldConfig(**info["config"]) == config and info.get("format") == FORMAT_VERSION:
+            say(f"world exists at {out}")
+            return out
+        say(f"[yellow]{out} was made with other settings or an older format; remaking it[/]")
+    shutil.rmtree(out, ignore_errors=True)
+    export_world(generate_world(config), out)
+    return out
 
 
 def load_world_info(out_dir: str | Path) -> dict[str, Any]:

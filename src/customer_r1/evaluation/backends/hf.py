@@ -12,17 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from customer_r1.evaluation.backends.base import Generation, Messages
+from customer_r1.runtime import resolve_device as resolve_device
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
