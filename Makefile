@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv lock browser test lint demo sim-demo demo-model demo-model-gpu bench clean
+.PHONY: venv lock browser test lint docs demo sim-demo demo-model demo-model-gpu bench clean
 
 LOCK   := requirements.lock
 # The torch release the lock names (installed first, alone: see below).
@@ -57,6 +57,11 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest tests
+
+# docs/cli.md, the command reference, generated from the command's own help (a test fails
+# when it is out of date: rerun this after changing a command or option).
+docs: $(STAMP)
+	$(BIN)/python -m customer_r1.cli.docs docs/cli.md
 
 # The main job: < 20 minutes on 2 CPU cores; prints the table, writes runs/demo/results.json.
 demo: $(STAMP) browser

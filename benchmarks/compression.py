@@ -27,7 +27,8 @@ labels alone (mean over every 10th example).
 Usage: nice -n 10 python benchmarks/compression.py [--datasets build,world] [--sessions 437]
        [--steps 4864] [--world-users 44] [--budget 65536] [--every K]
 ``--every K`` keeps every K-th session of each dataset (the same sessions, fewer of them).
-docs/results.md reports a run with ``--every 5`` (the full sets take about 3 hours on 2 cores).
+docs/lab-notes/2026-12-04-context-compression.md reports a run with ``--every 5`` (the full
+sets take about 3 hours on 2 cores).
 """
 
 from __future__ import annotations

@@ -57,6 +57,21 @@ def test_js_matches_scipy() -> None:
         assert js_divergence(p, q) == pytest.approx(spatial.jensenshannon(p, q, base=2) ** 2)
 
 
+def test_js_row_wise_is_the_same_divergence() -> None:
+    """Two (n, k) matrices give each row pair's divergence (sim.compare's bootstrap and
+    permutation replicates); a row without mass is undefined (NaN), not an error."""
+    rng = np.random.default_rng(1)
+    p, q = rng.integers(0, 4, size=(30, 6)).astype(float), rng.integers(0, 4, size=(30, 6)).astype(float)
+    p[0], q[1], q[2] = 0.0, 0.0, p[2] * 2
+    rows = js_divergence(p, q)
+    assert rows.shape == (30,)
+    assert np.isnan(rows[0]) and np.isnan(rows[1]) and rows[2] == 0.0
+    for i in range(3, 30):
+        if p[i].sum() and q[i].sum():
+            assert rows[i] == pytest.approx(js_divergence(p[i], q[i]), abs=1e-12)
+    assert js_divergence([[1, 0]], [[0, 1]])[0] == pytest.approx(1.0)
+
+
 def _row(sid: str, step: int, last: bool, gold: dict[str, str], pred: dict[str, str] | None,
          ct: str | None, user: str) -> dict[str, Any]:
     return {

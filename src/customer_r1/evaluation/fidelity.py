@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from customer_r1.actions import ACTION_TYPES, CLICK_TYPES
 from customer_r1.errors import BadInput, MissingFile
@@ -45,28 +46,34 @@ FIDELITY_RULE = (
 )
 
 
-def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """Jensen–Shannon divergence in bits (base 2), so 0 = identical, 1 = disjoint.
+def js_divergence(p: ArrayLike, q: ArrayLike) -> float | np.ndarray:
+    """Jensen–Shannon divergence in bits (base 2), so 0 = identical, 1 = disjoint: the one
+    definition in the package (per-user fidelity here, session mixes in ``sim.compare``).
 
-    Inputs are counts or probabilities (normalised here); 0·log 0 = 0. Written with
-    numpy because scipy is not a dependency.
+    ``p`` and ``q`` are counts or probabilities over the same categories (normalised here;
+    0·log 0 = 0): two vectors give a float, two ``(n, k)`` matrices the divergence of each
+    row pair. A vector without mass, a negative count or mismatched shapes is a mistake
+    (ValueError); a matrix row without mass (a bootstrap or permutation replicate that drew
+    nothing) gives NaN. Computed by scipy, whose ``jensenshannon`` returns the *distance*,
+    the square root of the divergence.
     """
+    from scipy.spatial.distance import jensenshannon
+
     a = np.asarray(p, dtype=float)
     b = np.asarray(q, dtype=float)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"distributions must be 1-D and the same length: {a.shape} vs {b.shape}")
-    if (a < 0).any() or (b < 0).any() or a.sum() <= 0 or b.sum() <= 0:
-        raise ValueError("distributions must be non-negative with positive mass")
-    a = a / a.sum()
-    b = b / b.sum()
-    m = (a + b) / 2
-
-    def kl(x: np.ndarray) -> float:
-        nz = x > 0
-        return float(np.sum(x[nz] * np.log2(x[nz] / m[nz])))
-
-    # Clip the last float bits: the true value is in [0, 1].
-    return float(min(1.0, max(0.0, 0.5 * kl(a) + 0.5 * kl(b))))
+    if a.shape != b.shape or a.ndim not in (1, 2) or a.shape[-1] == 0:
+        raise ValueError(f"distributions must be 1-D (or rows of 2-D), same shape: {a.shape} vs {b.shape}")
+    if (a < 0).any() or (b < 0).any():
+        raise ValueError("distributions must be non-negative")
+    mass = (a.sum(axis=-1) > 0) & (b.sum(axis=-1) > 0)
+    if a.ndim == 1 and not mass:
+        raise ValueError("distributions must have positive mass")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = jensenshannon(a, b, base=2, axis=-1)
+    # The square root of a divergence that rounding left a hair below 0 is NaN; clip the
+    # last float bits back into [0, 1], the true range.
+    js = np.where(mass, np.clip(np.nan_to_num(np.square(distance), nan=0.0), 0.0, 1.0), np.nan)
+    return float(js) if a.ndim == 1 else js
 
 
 def _dist(values: Sequence[str], categories: Sequence[str]) -> dict[str, float]:

@@ -604,11 +604,14 @@ class _Pair:
         if not cats:
             return {"categories": [], "sim": {}, "reference": {}, "js": None}
         ca, cb = self.sa.counts(what, cats), self.sb.counts(what, cats)
-        value = stats.js_divergence(ca.sum(0), cb.sum(0))
-        boot = stats.js_rows(self.wa @ ca, self.wb @ cb)
+        from customer_r1.evaluation.fidelity import js_divergence  # (sklearn: load on use)
+
+        # One-row matrices: a side without mass gives NaN (undefined) rather than an error.
+        value = float(js_divergence(ca.sum(0, keepdims=True), cb.sum(0, keepdims=True))[0])
+        boot = js_divergence(self.wa @ ca, self.wb @ cb)
         pooled = np.vstack([ca, cb])
         pa, pb = self.perm
-        null = stats.js_rows(pa @ pooled, pb @ pooled)
+        null = js_divergence(pa @ pooled, pb @ pooled)
         return {"categories": cats, "sim": _shares(ca.sum(0), cats), "reference": _shares(cb.sum(0), cats),
                 "js": self._test(value, boot, null)}
 

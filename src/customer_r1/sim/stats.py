@@ -263,31 +263,6 @@ def interval_from_draws(value: float, draws: np.ndarray, level: float = 0.95) ->
     return Interval(float(value), float(lo), float(hi))
 
 
-def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (base 2, in [0, 1]) of two count or probability
-    vectors over the same categories; NaN when either has no mass."""
-    return float(js_rows(np.atleast_2d(np.asarray(p, dtype=float)),
-                         np.atleast_2d(np.asarray(q, dtype=float)))[0])
-
-
-def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Row-wise :func:`js_divergence` of two ``(n, k)`` count matrices."""
-    p = np.asarray(p, dtype=float)
-    q = np.asarray(q, dtype=float)
-    sp, sq = p.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
-    ok = (sp[:, 0] > 0) & (sq[:, 0] > 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = p / np.where(sp > 0, sp, 1.0)
-        q = q / np.where(sq > 0, sq, 1.0)
-        m = (p + q) / 2
-
-        def kl(a: np.ndarray) -> np.ndarray:
-            return np.where(a > 0, a * np.log2(np.where(a > 0, a, 1.0) / np.where(m > 0, m, 1.0)), 0.0).sum(1)
-
-        out = (kl(p) + kl(q)) / 2
-    return np.where(ok, np.clip(out, 0.0, 1.0), np.nan)
-
-
 def rank_correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(Pearson, Spearman) of two equal-length vectors; NaN when either is constant or
     shorter than 3."""
