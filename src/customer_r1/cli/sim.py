@@ -150,6 +150,10 @@ def run(
         _say(f"browser: {b['pages']} pages, fence violations {b['fence_violations']}, purchase intents "
              f"{b['purchase_intents']}, crashes {b['crashes']} (reruns {b['reruns']}), name checks "
              f"{b['name_checks']} ({b['name_mismatches']} mismatched)")
+        h = b.get("site_health") or {}
+        if h.get("blocked_hosts"):
+            hosts = ", ".join(f"{k} ({v})" for k, v in list(h["blocked_hosts"].items())[:8])
+            _say(f"blocked hosts (requests): {hosts}; to let them through: {h['allow_hint']}")
 
 
 BACKENDS = ("inprocess", "http", "browser")

@@ -88,7 +88,7 @@ def _users(world: Any, users: list[str] | None, persona_file: Path | None) -> di
 
 
 #: The policies ``--policy`` names (the others come as ``--model`` or ``--endpoint``).
-POLICIES = ("world", "baseline")
+POLICIES = ("world", "baseline", "random")
 
 
 def check_policy_args(policy: str | None, model: str | None, endpoint: str | None,
@@ -96,7 +96,7 @@ def check_policy_args(policy: str | None, model: str | None, endpoint: str | Non
     """One policy, named consistently, its checkpoint or endpoint there: answered before
     any run starts (``sim run`` and ``sim ab`` take the same policy options)."""
     if len([x for x in (policy, model, endpoint) if x]) != 1:
-        raise BadOption("give exactly one of --policy world|baseline, --model CKPT or --endpoint URL",
+        raise BadOption("give exactly one of --policy world|baseline|random, --model CKPT or --endpoint URL",
                         "--policy / --model / --endpoint")
     if policy is not None and policy not in POLICIES:
         raise BadOption(f"unknown policy {policy!r}", "--policy",
@@ -244,12 +244,14 @@ def vars_of(cfg: Any) -> dict[str, Any]:
 def make_policy(world: Any, users: dict[str, Any], *, world_dir: Path, policy: str | None, model: str | None,
                 endpoint: str | None, model_name: str | None, build_config: Path | None,
                 temperature: float, rationale: str, rationale_temperature: float, device: str,
-                concurrency: int) -> Any:
+                concurrency: int, words: list[str] | None = None) -> Any:
     """The policy the flags describe."""
     from customer_r1.sim import policies
 
     if policy == "world":
         return policies.WorldPolicy(world)
+    if policy == "random":
+        return policies.RandomPolicy(words or policies.WORDS)
     if policy == "baseline":
         from customer_r1.data.opera import load_opera
 
