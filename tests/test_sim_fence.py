@@ -191,7 +191,7 @@ def test_a_run_goes_on_and_counts_blocked_hosts_in_its_manifest(servers, tmp_pat
     assert b["settings"]["site"].endswith("/fence/img.html")
     assert forbidden.host not in b["settings"]["allowlist"]
     rows = [json.loads(x) for x in (tmp_path / "run" / "sessions.jsonl").read_text().splitlines()]
-    assert all(r["start_health"]["blocked"] == {forbidden.host: 1} and r["fence"] for r in rows)
+    assert all(r["start_health"]["blocked"] == {forbidden.host: 1} and r["start_fence"] for r in rows)
     assert forbidden.log == []
 
 

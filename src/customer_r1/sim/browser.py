@@ -760,7 +760,7 @@ class BrowserShop:
             if self._is_crash(exc):
                 raise
             error = ("not_clickable", f"{name!r}: {_first_line(exc)}")
-        settled = navigates or await self._settle(mark)
+        settled = navigates or await self._settle(mark, _follows_link(prep, page.url) if op == "click" else False)
         if not settled or error[0] == "timeout":
             await self._stop_loading()  # as a person gives up on a page: stay where we are
         await self._judge_popup()
@@ -824,13 +824,17 @@ class BrowserShop:
         """A main-frame navigation started since the action has not loaded (or failed) yet."""
         return self._nav_at >= self._mark and self._nav_at > self._load_at
 
-    async def _settle(self, since: float) -> bool:
+    async def _settle(self, since: float, expect_nav: bool = False) -> bool:
         """After an action on another site: wait for a navigation it started to load, then
         for the requests started since to end and the network to stay quiet ``quiet_s``;
         False if that takes longer than the step timeout."""
         assert self._page is not None
         deadline = time.monotonic() + self.config.step_timeout_s
         await asyncio.sleep(min(0.03, self.quiet_s))  # what a click starts, it starts at once
+        if expect_nav:  # a link to another page: on a busy machine its request may come late
+            limit = time.monotonic() + 0.5
+            while self._nav_at < since and time.monotonic() < limit:
+                await asyncio.sleep(0.02)
         while time.monotonic() < deadline:
             busy = self._nav_pending() or any(t >= since for t in self._inflight.values())
             if not busy and time.monotonic() - self._last_net >= self.quiet_s:
@@ -981,6 +985,15 @@ def _leads_off(facts: dict[str, Any], allow: Allowlist) -> str:
     if facts.get("submits") and form.get("action") and not allow.allows(str(form["action"])):
         return str(form["action"])
     return ""
+
+
+def _follows_link(prep: dict[str, Any], current: str) -> bool:
+    """The clicked element is a link to another document (not a fragment of this one)."""
+    href = str(((prep.get("facts") or {}).get("href")) or "")
+    if not href or urlsplit(href).scheme not in ("http", "https"):
+        return False
+    a, b = urlsplit(href), urlsplit(current)
+    return (a.netloc, a.path, a.query) != (b.netloc, b.path, b.query)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from customer_r1.sim.pagekind import BEST_EFFORT
+
 #: How many rows each table keeps (the counts cover everything).
 TOP = 15
 
@@ -91,6 +93,7 @@ def site_health(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 slow.append((float(h["load_ms"]), str(h.get("url", ""))))
     hosts = blocked_hosts(records)
     slow.sort(key=lambda x: -x[0])
+    baskets = [b for b in (last_basket(r) for r in records) if b is not None]
     return {
         "pages": pages,
         "invalid_actions": [{"element": n, "reason": k, "count": c}
@@ -108,7 +111,21 @@ def site_health(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                     "slowest": [{"ms": int(ms), "url": u} for ms, u in slow[:5]]},
         "blocked_hosts": hosts,
         "allow_hint": allow_hint(list(hosts)),
+        "basket": {"sessions": len(baskets), "source": BEST_EFFORT,
+                   "mean_items": float(np.mean([b["items"] for b in baskets])) if baskets else None,
+                   "mean_value": float(np.mean([b["value"] or 0.0 for b in baskets])) if baskets else None},
     }
+
+
+def last_basket(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The basket as the last cart page of a session showed it (best effort), or None."""
+    found = None
+    for e in record.get("steps", []):
+        meta = (e.get("observation") or {}).get("page_meta") or {}
+        total = meta.get("cart_total")
+        if isinstance(total, list) and total and isinstance(total[0], dict):
+            found = {"items": int(total[0].get("items") or 0), "value": total[0].get("value")}
+    return found
 
 
 def _by_reason(invalid: Counter[tuple[str, str]]) -> Counter[str]:

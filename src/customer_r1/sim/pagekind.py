@@ -139,7 +139,7 @@ def _tokens(url: str) -> tuple[list[str], dict[str, str]]:
     words = [re.sub(r"\.(html?|php|aspx?|jsp)$", "", s) for s in segs]
     query = {k.lower(): v for k, v in parse_qsl(u.query, keep_blank_values=True)}
     for k in _ROUTE_KEYS & set(query):  # index.php?route=product/product, ?controller=cart
-        words += [w for w in re.split(r"[/_.-]", query[k].lower()) if w] + [query[k].lower()]
+        words += [query[k].lower(), *(w for w in re.split(r"[/_.-]", query[k].lower()) if w)]
     return words, query
 
 
@@ -205,7 +205,7 @@ def classify(url: str, facts: Mapping[str, Any] | None = None,
         if k:
             return k, "rule"
     k = kind_from_url(url)
-    if k and not (k == "home" and urlsplit(url).path in ("", "/")):
+    if k and k != "home":  # a listing's words ("shop", "store", "/") are weak: the page may say more
         return k, "url"
     p = kind_from_page(facts)
     if p:

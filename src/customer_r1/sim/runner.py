@@ -422,8 +422,8 @@ class Runner:
                 record[k] = res.info[k]
         if s.start_info.get("health"):  # the start page's load (site runs: site health)
             record["start_health"] = s.start_info["health"]
-        if s.start_info.get("fence") and "fence" not in record:
-            record["fence"] = s.start_info["fence"]
+        if s.start_info.get("fence") and s.record:
+            record["start_fence"] = s.start_info["fence"]  # what the start page's loading met
         if res.info.get("end_reason") in ("fence_violation", "browser_crash"):
             record["end_detail"] = res.observation.last_action_error or res.info.get("error", "")
         shot = s.shot if s.shot is not None else res.info.pop("screenshot", None)
@@ -577,8 +577,8 @@ def browser_counts(spec: RunSpec, records: Sequence[dict[str, Any]],
     ends = Counter(r["end_reason"] for r in records)
     layers: Counter[str] = Counter()
     for r in records:
-        for v in [*r.get("fence", []), *(v for e in r.get("steps", [])
-                                          for v in (e.get("browser") or {}).get("fence", []))]:
+        for v in [*r.get("fence", []), *r.get("start_fence", []),
+                  *(v for e in r.get("steps", []) for v in (e.get("browser") or {}).get("fence", []))]:
             layers[v.get("layer", "")] += 1
     pages = int(counted.get("pages", 0))
     return {

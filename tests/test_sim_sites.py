@@ -1,0 +1,212 @@
+"""Simulated shoppers on sites we did not build (``tests/fixtures/sites/shops/``).
+
+Three fixture shops modelled on common shop markup, served on loopback, each reaching
+for a second loopback server (a "CDN", fonts, analytics) that is not allowed:
+
+* ``boot/``: a Bootstrap grid of cards without landmarks (``div.row > div.col-md-4 >
+  div.card``), jQuery from a CDN with a local fallback, a beacon and a pixel; product,
+  reviews, search, basket and a multi-step checkout;
+* ``woo/``: WooCommerce-like ``ul.products > li.product`` (an ``h2`` title, an "Add to
+  basket" link whose aria-label repeats the title), a broken product link and a page
+  whose theme script throws; basket, checkout and its order-received page;
+* ``cards/``: product-card divs without headings (title link + button), a language
+  selector, a bag and a checkout wizard at addresses that say nothing.
+
+A run starts there without ``--allow``, counts what it blocked, names every card's
+controls by that card, gives every page a kind the funnel can use, reads the basket
+from the cart page, and a random smoke test reports the site's health.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sitekit import SiteServer, require_chromium
+
+from customer_r1.actions import Action
+from customer_r1.sim.browser import Browser, BrowserConfig, BrowserShop, allowlist_for
+from customer_r1.sim.env import EnvConfig, ShopEnv
+from customer_r1.sim.pagekind import PageKinds, classify, kind_from_url, money
+
+
+@pytest.fixture(scope="module")
+def servers():
+    cdn = SiteServer().start()
+    shop = SiteServer(other=cdn.origin).start()
+    yield shop, cdn
+    shop.stop()
+    cdn.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(servers):
+    require_chromium()
+    shop, _ = servers
+    with Browser(allowlist_for(None, shop.origin + "/")) as b:
+        yield b
+
+
+def visit(browser, shop, page: str, **cfg) -> ShopEnv:
+    env = ShopEnv(None, EnvConfig(max_steps=30, max_consecutive_errors=30),  # type: ignore[arg-type]
+                  backend=BrowserShop(browser, start_url=shop.origin + page, config=BrowserConfig(**cfg)))
+    env.reset("u", 0)
+    return env
+
+
+TITLES = ["ember_travel_mug", "alpine_wool_socks", "harbor_canvas_tote", "summit_water_bottle",
+          "cedar_desk_lamp", "nordic_throw_blanket"]
+
+
+@pytest.mark.parametrize(("page", "prefix", "button"), [
+    ("/shops/boot/index.html", "", "add_to_basket"),
+    ("/shops/woo/index.html", "main.", "add_to_basket"),
+    ("/shops/cards/index.html", "", "add_to_bag"),
+])
+def test_every_cards_controls_are_named_by_that_card(page, prefix, button, servers, browser):
+    """The sixth card's button is ``<its title>.add_to_basket``; clicking it adds that
+    product; the names stay the same after the page changed (a status line, a badge)."""
+    shop, cdn = servers
+    env = visit(browser, shop, page)
+    names = list(env.page_view.elements)
+    for t in TITLES:
+        assert f"{prefix}{t}.{button}" in names, (t, names)
+    assert not any(n.endswith(f"{button}_2") for n in names), names  # no card borrows another's name
+    sixth = f"{prefix}{TITLES[5]}.{button}"
+    res = env.step(Action.click(sixth))
+    assert res.info["error_kind"] == "", res.observation.last_action_error
+    assert "Added Nordic Throw Blanket" in res.observation.html
+    assert [n for n in env.page_view.elements if n in names] == names  # stable across steps
+    assert cdn.log == []
+    env.close()
+
+
+def test_a_language_selector_and_menus_are_not_cards(servers, browser):
+    shop, _ = servers
+    env = visit(browser, shop, "/shops/cards/index.html")
+    names = list(env.page_view.elements)
+    assert {"language.english", "language.deutsch", "language.fran_ais"} <= set(names)
+    env.close()
+    env = visit(browser, shop, "/shops/woo/index.html")
+    assert {"masthead.primary.shop", "masthead.primary.basket", "masthead.form.s"} <= set(env.page_view.elements)
+    env.close()
+
+
+#: Every fixture page with its kind (the address says it, or only the page's structure does).
+KINDS = {
+    "/shops/boot/index.html": "home", "/shops/boot/product.html?id=2": "product",
+    "/shops/boot/reviews.html?id=2": "reviews", "/shops/boot/search.html?q=mug": "search",
+    "/shops/boot/cart.html": "cart", "/shops/boot/checkout.html": "checkout",
+    "/shops/woo/index.html": "home", "/shops/woo/product/ember-mug.html": "product",
+    "/shops/woo/cart/index.html": "cart", "/shops/woo/checkout/index.html": "checkout",
+    "/shops/woo/checkout/order-received/index.html": "order",
+    "/shops/cards/index.html": "home", "/shops/cards/ember-mug-p1.html": "product",
+    "/shops/cards/bag.html": "cart", "/shops/cards/secure.html": "checkout",
+    "/shop/index.html": "product", "/shop/checkout.html": "checkout", "/shop/signin.html": "checkout",
+    "/simplify/retailer.html": "home",
+}
+
+
+def test_every_fixture_page_gets_its_kind(servers, browser):
+    shop, _ = servers
+    got = {}
+    for page in KINDS:
+        env = visit(browser, shop, page)
+        got[page] = env.page_view.kind
+        assert env.page_view.page_meta["page_kind"][0]["kind"] == got[page]
+        env.close()
+    assert got == KINDS
+
+
+def test_the_users_rules_come_first(servers, browser, tmp_path):
+    shop, _ = servers
+    f = tmp_path / "kinds.yaml"
+    f.write_text('"/shops/cards/*-p*.html": reviews\n"re:secure": order\n')
+    rules = PageKinds.load(f)
+    env = visit(browser, shop, "/shops/cards/ember-mug-p1.html", page_kinds=rules)
+    assert env.page_view.kind == "reviews" and env.page_view.page_meta["page_kind"][0]["by"] == "rule"
+    env.close()
+    assert classify("http://x/shops/cards/secure.html", None, rules) == ("order", "rule")
+    assert rules.describe()["rules"] == {"/shops/cards/*-p*.html": "reviews", "re:secure": "order"}
+
+
+def test_urls_of_common_shop_platforms():
+    cases = {
+        "https://s.example/product/blue-mug/": "product", "https://s.example/product-category/mugs/": "home",
+        "https://s.example/cart/": "cart", "https://s.example/checkout/": "checkout",
+        "https://s.example/checkout/order-received/42/?key=wc": "order", "https://s.example/?s=mug": "search",
+        "https://s.example/products/blue-mug": "product", "https://s.example/collections/mugs": "home",
+        "https://s.example/search?q=mug": "search", "https://s.example/account/login": "checkout",
+        "https://m.example/checkout/cart/": "cart", "https://m.example/catalogsearch/result/?q=mug": "search",
+        "https://o.example/index.php?route=product/product&product_id=40": "product",
+        "https://o.example/index.php?route=checkout/cart": "cart",
+        "https://www.amazon.com/dp/B0001": "product", "https://www.amazon.com/s?k=mug": "search",
+        "https://www.amazon.com/product-reviews/B0001": "reviews", "https://s.example/": "home",
+        "https://s.example/about-us": "",
+    }
+    assert {u: kind_from_url(u) for u in cases} == cases
+    assert money("£1,234.50") == 1234.5 and money("12,50 €") == 12.5 and money("$ 7") == 7.0
+
+
+def test_the_basket_is_read_from_the_cart_page(servers, browser):
+    """Two products in the basket, the cart page read (best effort, labelled), and the
+    checkout click a purchase intent that carries that basket; nothing was posted."""
+    shop, _ = servers
+    posts = len(shop.paths("POST"))
+    env = visit(browser, shop, "/shops/woo/index.html")
+    env.step(Action.click("main.ember_travel_mug.add_to_basket"))
+    env.step(Action.click("main.ember_travel_mug.add_to_basket"))
+    env.step(Action.click("main.cedar_desk_lamp.add_to_basket"))
+    res = env.step(Action.click("masthead.primary.basket"))
+    assert res.observation.page_kind == "cart"
+    meta = env.page_view.page_meta
+    assert [(x["title"], x["quantity"]) for x in meta["cart_items"]] == [
+        ("Ember Travel Mug", "2"), ("Cedar Desk Lamp", "1")]
+    assert meta["cart_total"][0]["value"] == 76.0 and meta["cart_total"][0]["items"] == 3
+    assert "best effort" in meta["cart_total"][0]["source"]
+    res = env.step(Action.click("main.proceed_to_checkout"))
+    assert res.done and res.info["end_reason"] == "purchase_intent"
+    assert [p["title"] for p in res.info["products"]] == ["Ember Travel Mug", "Cedar Desk Lamp"]
+    assert len(shop.paths("POST")) == posts
+    env.close()
+
+
+def test_a_random_smoke_test_reports_the_sites_health(servers, tmp_path):
+    """``sim run --policy random`` on a site with a CDN, fonts and analytics, without
+    ``--allow``: every session runs, nothing reaches the CDN, nothing is ordered or
+    posted, the manifest and the report's site health name the blocked host (with the
+    flag), the 404s, the page error and the load times; the funnel has page kinds."""
+    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.report import write_sim_report
+    from customer_r1.world import WorldConfig, export_world, generate_world
+
+    require_chromium()
+    shop, cdn = servers
+    world = tmp_path / "world"
+    export_world(generate_world(WorldConfig(users=3, sessions_per_user=1, population=20)), world)
+    posts = len(shop.paths("POST"))
+    kinds = tmp_path / "kinds.yaml"
+    kinds.write_text('"/shops/woo/my-account/*": checkout\n')
+    words = tmp_path / "words.txt"
+    words.write_text("mug\nsocks\n")
+    m = simulate(world=world, out=tmp_path / "run", policy="random", sessions_per_user=2, concurrency=2,
+                 max_steps=8, seed=4, backend="browser", start_url=f"{shop.origin}/shops/woo/index.html",
+                 page_kinds=kinds, words=words, progress=False)
+    assert m["counts"]["sessions"] == 6 and "fence_violation" not in m["counts"]["end_reasons"]
+    assert set(m["counts"]["end_reasons"]) <= {"terminate", "max_steps", "max_errors", "purchase_intent"}
+    b = m["browser"]
+    assert b["settings"]["page_kinds"]["rules"] == {"/shops/woo/my-account/*": "checkout"}
+    h = b["site_health"]
+    assert h["blocked_hosts"][cdn.host] >= 6 and h["allow_hint"] == f"--allow {cdn.host}"
+    assert h["http_errors"] >= 6 and h["load_ms_p50"] > 0 and h["load_ms_p90"] >= h["load_ms_p50"]
+    assert cdn.log == [] and len(shop.paths("POST")) == posts
+    rows = [json.loads(x) for x in (tmp_path / "run" / "sessions.jsonl").read_text().splitlines()]
+    kinds_seen = {e["observation"]["page_kind"] for r in rows for e in r["steps"]}
+    assert "home" in kinds_seen and "other" not in kinds_seen - {"other"}
+    typed = [e["action"]["text"] for r in rows for e in r["steps"] if (e["action"] or {}).get("type") == "input"]
+    assert set(typed) <= {"mug", "socks"}
+    index = write_sim_report([tmp_path / "run"], tmp_path / "report", n_boot=50)
+    md = (index.parent / "report.md").read_text()
+    assert "## Site health" in md and f"--allow {cdn.host}" in md and "404" in md
+    report = json.loads((index.parent / "report.json").read_text())
+    assert report["health"][0]["blocked_hosts"][cdn.host]["sessions"] == 6
