@@ -183,7 +183,7 @@ def test_a_random_smoke_test_reports_the_sites_health(servers, tmp_path):
     require_chromium()
     shop, cdn = servers
     world = tmp_path / "world"
-    export_world(generate_world(WorldConfig(users=3, sessions_per_user=1, population=20)), world)
+    export_world(generate_world(WorldConfig(users=3, sessions_per_user=2, population=20)), world)
     posts = len(shop.paths("POST"))
     kinds = tmp_path / "kinds.yaml"
     kinds.write_text('"/shops/woo/my-account/*": checkout\n')

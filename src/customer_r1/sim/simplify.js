@@ -471,7 +471,7 @@
     const lines = [];
     const seen = new Set();
     for (const q of root.querySelectorAll(QTY + ", [aria-label*=remove i], a[href*=remove i], button[name*=remove i]")) {
-      const row = q.closest("tr, li, [class*=item i], [class*=line i], [class*=product i]");
+      const row = q.closest("tr, li") || q.closest("[class*=item i], [class*=line i]");
       if (!row || seen.has(row) || !shown(row) || row.querySelectorAll(QTY).length > 1) continue;
       const text = textOf(row);
       const prices = text.match(MONEY) || [];
