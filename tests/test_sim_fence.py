@@ -83,7 +83,8 @@ def test_every_way_out_is_blocked_and_the_session_goes_on(vector, servers, brows
         res = env.step(Action.click(click))
         assert not res.done and res.info["error_kind"] == "off_allowlist", res.observation.last_action_error
         msg = res.observation.last_action_error
-        assert msg.startswith("off_allowlist:") and forbidden.host in msg and f"--allow {forbidden.host}" in msg
+        assert msg.startswith("off_allowlist:") and forbidden.host in msg
+        assert f"--allow {forbidden.host}" in msg
         assert res.observation.url == obs.url  # still on the page it was on
         assert click in env.page_view.elements
         fence = res.info.get("fence") or [{"url": f"{forbidden.origin}/landing", "layer": "prepare"}]
@@ -187,7 +188,8 @@ def test_a_run_goes_on_and_counts_blocked_hosts_in_its_manifest(servers, tmp_pat
     b = m["browser"]
     assert b["fence_violations"] == 0 and b["blocked_requests_by_layer"].get("route", 0) >= 4
     health = b["site_health"]
-    assert health["blocked_hosts"][forbidden.host] >= 4 and health["allow_hint"] == f"--allow {forbidden.host}"
+    assert health["blocked_hosts"][forbidden.host] >= 4
+    assert health["allow_hint"] == f"--allow {forbidden.host}"
     assert b["settings"]["site"].endswith("/fence/img.html")
     assert forbidden.host not in b["settings"]["allowlist"]
     rows = [json.loads(x) for x in (tmp_path / "run" / "sessions.jsonl").read_text().splitlines()]

@@ -760,7 +760,8 @@ class BrowserShop:
             if self._is_crash(exc):
                 raise
             error = ("not_clickable", f"{name!r}: {_first_line(exc)}")
-        settled = navigates or await self._settle(mark, _follows_link(prep, page.url) if op == "click" else False)
+        follows = op == "click" and _follows_link(prep, page.url)
+        settled = navigates or await self._settle(mark, follows)
         if not settled or error[0] == "timeout":
             await self._stop_loading()  # as a person gives up on a page: stay where we are
         await self._judge_popup()
@@ -807,8 +808,8 @@ class BrowserShop:
         products = [dict(x, source="cart page (best effort)") for x in self._last_cart] or None
         if products and intent in ("order", "pay", "checkout"):
             self._info["basket"] = products
-        return dataclasses.replace(same, ended="purchase_intent", element_meta=meta,
-                                   products=products if intent in ("order", "pay", "checkout") else None), "", ""
+        bought = products if intent in ("order", "pay", "checkout") else None
+        return dataclasses.replace(same, ended="purchase_intent", element_meta=meta, products=bought), "", ""
 
     async def _stop_loading(self) -> None:
         """Stop a navigation still loading (the browser's stop button), so the page can be

@@ -79,7 +79,8 @@ class PageKindRule:
         u = urlsplit(url)
         if self.pattern.startswith("re:"):
             return re.search(self.pattern[3:], url) is not None
-        target = url if "://" in self.pattern else (u.path or "/") + (f"?{u.query}" if "?" in self.pattern else "")
+        query = f"?{u.query}" if "?" in self.pattern else ""
+        target = url if "://" in self.pattern else (u.path or "/") + query
         return fnmatch.fnmatchcase(target, self.pattern)
 
 
@@ -97,7 +98,8 @@ class PageKinds:
 
         p = Path(path)
         if not p.is_file():
-            raise MissingInput(f"no page-kinds file {p}", "--page-kinds", "a YAML file of `PATTERN: kind` lines")
+            raise MissingInput(f"no page-kinds file {p}", "--page-kinds",
+                               "a YAML file of `PATTERN: kind` lines")
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
@@ -156,7 +158,8 @@ def kind_from_url(url: str) -> str:
     if ws & _REVIEW_WORDS:
         return "reviews"
     for i, w in enumerate(words):
-        if w in _PRODUCT_WORDS and (i + 1 < len(words) or any(k in query for k in ("id", "product_id", "sku", "pid"))
+        keyed = any(k in query for k in ("id", "product_id", "sku", "pid"))
+        if w in _PRODUCT_WORDS and (i + 1 < len(words) or keyed
                                     or re.search(r"product\.html?$|/p/|/dp/", urlsplit(url).path.lower())):
             return "product"
     if ws & _SEARCH_WORDS or any(query.get(k) for k in _SEARCH_KEYS):
@@ -220,7 +223,8 @@ def money(text: str) -> float | None:
         return None
     raw = m.group(1) or m.group(2) or ""
     if "," in raw and "." in raw:
-        raw = raw.replace(",", "") if raw.rfind(".") > raw.rfind(",") else raw.replace(".", "").replace(",", ".")
+        european = raw.rfind(",") > raw.rfind(".")
+        raw = raw.replace(".", "").replace(",", ".") if european else raw.replace(",", "")
     elif "," in raw:
         head, _, tail = raw.rpartition(",")
         raw = f"{head.replace(',', '')}.{tail}" if len(tail) == 2 else raw.replace(",", "")
