@@ -87,18 +87,55 @@ def test_every_way_out_is_blocked_and_the_session_goes_on(vector, servers, brows
         assert f"--allow {forbidden.host}" in msg
         assert res.observation.url == obs.url  # still on the page it was on
         assert click in env.page_view.elements
-        fence = res.info.get("fence") or [{"url": f"{forbidden.origin}/landing", "layer": "prepare"}]
-        assert res.info["health"]["blocked"] if "health" in res.info else True
+        if vector == "link":  # judged before the click (its address is off the list): nothing requested
+            assert "fence" not in res.info
+            assert forbidden.log[before:] == []
+            env.close()
+            return
+        fence = res.info["fence"]
+        assert forbidden.host in res.info["health"]["blocked"]
     assert fence and all(forbidden.host in v["url"] for v in fence), fence
     layers = {v["layer"] for v in fence}
     if vector == "redirect":  # interception never sees a redirect's next hop; the layers below do
         assert "route" not in layers and {"request", "proxy"} & layers, layers
     elif vector == "websocket":
         assert "websocket" in layers
-    elif vector != "link":  # a link is judged before the click: nothing is even requested
+    else:
         assert "route" in layers
     assert forbidden.log[before:] == [], forbidden.log[before:]
     env.close()
+
+
+#: Ways a page's own controls lead off the list after the click (a new tab, a popup, a
+#: script, a form): each must come back as ``off_allowlist`` with the shopper in place.
+AWAY = ("open_the_partner_in_a_new_tab", "open_a_popup", "go_there_by_script",
+        "partner_newsletter.send_the_form")
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_popups_scripts_and_forms_off_the_list_are_not_loaded(intercept, servers):
+    """A link opening a new tab, ``window.open``, ``location.href =`` and a form sent to
+    the forbidden host: none is loaded, each returns ``off_allowlist`` and the shopper is
+    still on the same page, able to go on; with interception off too (the layers below
+    it, and no check before the click)."""
+    allowed, forbidden = servers
+    require_chromium()
+    before = len(forbidden.log)
+    with Browser(allowlist_for(None, allowed.origin + "/")) as b:
+        shop = BrowserShop(b, start_url=f"{allowed.origin}/fence/away.html", intercept=intercept)
+        env = ShopEnv(None, EnvConfig(max_steps=20, max_consecutive_errors=20), backend=shop)  # type: ignore[arg-type]
+        obs = env.reset("u", 0)
+        assert set(AWAY) <= set(env.page_view.elements), list(env.page_view.elements)
+        for name in AWAY:
+            res = env.step(Action.click(name))
+            assert res.info["error_kind"] == "off_allowlist", (name, res.observation.last_action_error)
+            assert forbidden.host in res.observation.last_action_error, name
+            assert res.observation.url == obs.url and not res.done, (name, res.observation.url)
+            assert set(AWAY) <= set(env.page_view.elements), name  # the same page, usable
+        res = env.step(Action.click("back"))
+        assert res.info["error_kind"] == "" and res.observation.url.endswith("/fence/start.html")
+        env.close()
+    assert forbidden.log[before:] == []
 
 
 def test_a_service_worker_cannot_be_registered(servers, browser):

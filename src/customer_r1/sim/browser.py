@@ -463,9 +463,14 @@ class BrowserShop:
         """A navigation of a page's own frame (the page itself, a popup, a form sent to
         another page), not an iframe's."""
         try:
-            return request.is_navigation_request() and request.frame.parent_frame is None
-        except Exception:  # a worker's request has no frame
+            if not request.is_navigation_request():
+                return False
+        except Exception:
             return False
+        try:
+            return request.frame.parent_frame is None
+        except Exception:  # a popup's first navigation comes before its frame exists
+            return True
 
     async def _route(self, route: Route, request: Request) -> None:
         url = request.url
@@ -615,7 +620,7 @@ class BrowserShop:
             return
         self._page = opener
         self._tasks.add(asyncio.ensure_future(popup.close()))
-        if not self._offlist_nav and not url.startswith("about:"):
+        if not self._offlist_nav and urlsplit(url).scheme in ("http", "https"):
             self._offlist_nav.append(url)
 
     async def _back_on_the_list(self, before: str) -> None:
