@@ -284,3 +284,28 @@ def test_the_command_line_says_what_it_blocked(servers, tmp_path):
                            str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r2")])
     assert code == 2 and "nope.yaml" in err
     assert cdn.log == []
+
+
+def test_the_random_shopper_is_a_seeded_monkey():
+    """Only the page's own names; words from its list typed into text fields only; the
+    same seed, the same step; a share of steps types, a few leave."""
+    from collections import Counter
+
+    from customer_r1.domain import Observation, User
+    from customer_r1.sim.policies import ActRequest, RandomPolicy
+
+    html = ('<html><body><input name="search.q" type="search"><a name="a.go" href="/x">Go</a>'
+            '<button name="b.buy">Buy</button><select name="s"><option name="s.1" value="1">1</option>'
+            '</select></body></html>')
+    obs = Observation(html, "http://s/", {})
+    pol = RandomPolicy(["mug", "socks"])
+    acts = [pol.act(obs, [], User("u"), seed=i).action for i in range(400)]
+    assert acts == [pol.act(obs, [], User("u"), seed=i).action for i in range(400)]
+    kinds = Counter(a.type for a in acts)
+    assert kinds["click"] > kinds["input"] > kinds["terminate"] > 0
+    assert {a.name for a in acts if a.type == "click"} == {"a.go", "b.buy", "s.1"}
+    typed = {(a.name, a.text) for a in acts if a.type == "input"}
+    assert typed == {("search.q", "mug"), ("search.q", "socks")}
+    blank = Observation("<html></html>", "", {})
+    empty = RandomPolicy().act_batch([ActRequest("k", blank, [], User("u"), 1)])
+    assert empty[0].action.type == "terminate"

@@ -22,8 +22,19 @@ Two kinds of sites:
   *declared* mode (the page's recorder names are kept), to find the elements to act on,
   and its names are checked against the recorder's (``stats['name_mismatches']``).
 * **any other site** (``start_url`` on an allowlisted host): the observation is the
-  simplifier's output; the no-checkout rule (``checkout.py``) ends a session at a
-  purchase intent and refuses typing into personal or payment fields.
+  simplifier's output (repeated items named by their title), its kind comes from
+  ``pagekind.classify`` (the user's ``--page-kinds`` rules first) and a cart page's
+  lines are read into ``page_meta`` (best effort); the no-checkout rule
+  (``checkout.py``) ends a session at a purchase intent and refuses typing into
+  personal or payment fields. Each start and action notes the site's health in the step
+  info (``health``: the page's status, 4xx/5xx answers, JavaScript errors, load time,
+  hosts blocked), which ``health.py`` sums for the manifest and the report.
+
+The fence (``fence.py``) never lets a request off the allowlist out, but only a start
+page that leaves the list ends a session: a blocked subresource is counted per host, and
+an action whose navigation, popup or form would leave the list returns ``off_allowlist``
+(checked on the link or form before the click, and below the page after it; the page
+goes back if an error page was shown).
 
 One :class:`Browser` owns one Chromium (the distribution's, found on ``PATH``: no
 browser is downloaded) and an asyncio loop in a background thread; the sync backend

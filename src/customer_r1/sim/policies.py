@@ -289,6 +289,10 @@ class RandomPolicy(BasePolicy):
         rng = np.random.default_rng(np.random.SeedSequence([r.seed, 0x4A4D]))
         names, inputs = candidates_of(r.observation)
         fields = set(inputs)
+        # the page's elements: not the containers whose names prefix others' (regions, selects)
+        regions = {n.rsplit(".", 1)[0] for n in names if "." in n}
+        regions = {p for n in regions for p in _prefixes(n)}
+        names = [n for n in names if n not in regions or n in fields]
         clicks = [n for n in names if n not in fields]
         if not names or rng.random() < self.p_terminate:
             return PolicyAction(Action.terminate(), "random: leaving", info={"prob": self.p_terminate})
@@ -303,6 +307,11 @@ class RandomPolicy(BasePolicy):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.name, "words": len(self.words), "p_type": self.p_type,
                 "p_terminate": self.p_terminate}
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 # --------------------------------------------------------------------------- checkpoint
