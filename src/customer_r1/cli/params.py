@@ -190,6 +190,20 @@ def _check_personas(p: Path, text: str, where: str) -> None:
     _file(p, text, where, "personas")
 
 
+def _check_page_kinds(p: Path, text: str, where: str) -> None:
+    from customer_r1.sim.pagekind import PageKinds
+
+    _file(p, text, where, "page_kinds")
+    PageKinds.load(p)
+
+
+def _check_words(p: Path, text: str, where: str) -> None:
+    _file(p, text, where, "words")
+    if not any(x.strip() and not x.lstrip().startswith("#")
+               for x in p.read_text(encoding="utf-8", errors="replace").splitlines()):
+        raise BadInput(f"{text} holds no words", where=where, hint=f"expected {KINDS['words'].description}")
+
+
 def _check_sim_shards(p: Path, text: str, where: str) -> None:
     _folder(p, text, where, "sim_shards")
     if not any((d / "run.json").is_file() for d in (p / "shards").glob("*-of-*")):
@@ -262,6 +276,9 @@ KINDS: dict[str, Kind] = {
         Kind("tokenizer", "TOKENIZER", "a tokenizer folder, a Hub id or 'smollm2'", _check_tokenizer),
         Kind("personas", "PERSONAS", 'a JSONL (or JSON list) of {"user_id": ..., "survey": {...}} personas',
              _check_personas),
+        Kind("page_kinds", "YAML", "a YAML file of URL pattern -> page kind (home, search, product, "
+             "reviews, cart, checkout, order, other)", _check_page_kinds),
+        Kind("words", "WORDS", "a text file with one word or phrase per line", _check_words),
         Kind("sim_shards", "RUN_DIR", "a simulation folder whose shards/ were written by "
              "`customer-r1 sim run --shard i/n --out RUN_DIR`", _check_sim_shards),
         Kind("sessions", "SESSIONS", "a simulation run folder, a `sim ab` folder, a world folder or an "

@@ -53,7 +53,8 @@ def run(
     world: Annotated[Path, input_option("world", "--world", help="A folder written by `world generate`.")],
     out: Annotated[Path, output_option("--out", help="Run folder (resumed if it holds this run).")],
     policy: Annotated[str | None, typer.Option(
-        "--policy", help="world (the true shopper) or baseline (page-kind frequencies).")] = None,
+        "--policy", help="world (the true shopper), baseline (page-kind frequencies) or random "
+                         "(a seeded monkey: a site's smoke test).")] = None,
     model: Annotated[str | None, input_option(
         "model", "--model", help="Checkpoint to simulate with.")] = None,
     endpoint: Annotated[str | None, typer.Option(
@@ -113,6 +114,12 @@ def run(
         "--split", help="Split name of the sessions in OPeRA's layout.")] = "test",
     device: Annotated[str, typer.Option("--device", help="Checkpoint: auto, cpu, cuda ...")] = "auto",
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    page_kinds: Annotated[Path | None, input_option(
+        "page_kinds", "--page-kinds",
+        help="With --start-url: a YAML file of URL pattern -> page kind, tried before the classifier.")
+    ] = None,
+    words: Annotated[Path | None, input_option(
+        "words", "--words", help="With --policy random: what it types, one word or phrase per line.")] = None,
 ) -> None:
     """Simulate sessions of the chosen personas with one policy; write them in OPeRA's layout."""
     from customer_r1.sim.runner import parse_shard
@@ -137,7 +144,7 @@ def run(
         rationale_temperature=rationale_temperature, max_steps=max_steps, max_errors=max_errors,
         split=split, device=device, progress=progress, start_url=start_url, allow=allow,
         screenshots=screenshots, step_timeout=step_timeout, time_budget=time_budget,
-        token_budget=token_budget,
+        token_budget=token_budget, page_kinds=page_kinds, words=words,
     )
     c = summary["counts"]
     t = summary["timing"]
@@ -150,6 +157,10 @@ def run(
         _say(f"browser: {b['pages']} pages, fence violations {b['fence_violations']}, purchase intents "
              f"{b['purchase_intents']}, crashes {b['crashes']} (reruns {b['reruns']}), name checks "
              f"{b['name_checks']} ({b['name_mismatches']} mismatched)")
+        h = b.get("site_health") or {}
+        if h.get("blocked_hosts"):
+            hosts = ", ".join(f"{k} ({v})" for k, v in list(h["blocked_hosts"].items())[:8])
+            _say(f"blocked hosts (requests): {hosts}; to let them through: {h['allow_hint']}")
 
 
 BACKENDS = ("inprocess", "http", "browser")

@@ -88,7 +88,7 @@ def _users(world: Any, users: list[str] | None, persona_file: Path | None) -> di
 
 
 #: The policies ``--policy`` names (the others come as ``--model`` or ``--endpoint``).
-POLICIES = ("world", "baseline")
+POLICIES = ("world", "baseline", "random")
 
 
 def check_policy_args(policy: str | None, model: str | None, endpoint: str | None,
@@ -96,7 +96,7 @@ def check_policy_args(policy: str | None, model: str | None, endpoint: str | Non
     """One policy, named consistently, its checkpoint or endpoint there: answered before
     any run starts (``sim run`` and ``sim ab`` take the same policy options)."""
     if len([x for x in (policy, model, endpoint) if x]) != 1:
-        raise BadOption("give exactly one of --policy world|baseline, --model CKPT or --endpoint URL",
+        raise BadOption("give exactly one of --policy world|baseline|random, --model CKPT or --endpoint URL",
                         "--policy / --model / --endpoint")
     if policy is not None and policy not in POLICIES:
         raise BadOption(f"unknown policy {policy!r}", "--policy",
@@ -168,7 +168,8 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
              device: str = "auto", progress: bool = True, console: Any = None,
              start_url: str | None = None, allow: list[str] | None = None, screenshots: bool = False,
              step_timeout: float = 10.0, time_budget: float | None = None,
-             token_budget: int | None = None) -> dict[str, Any]:
+             token_budget: int | None = None, page_kinds: Path | None = None,
+             words: Path | None = None) -> dict[str, Any]:
     """The body of ``sim run`` as a function (the demo and ``sim ab`` call it)."""
     from contextlib import ExitStack
 
@@ -178,13 +179,25 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
 
     w = load_world(world)
     v = _variant(variant)
+    if page_kinds is not None and (backend != "browser" or not start_url):
+        raise BadOption("--page-kinds is for another site", "--page-kinds",
+                        "use it with --backend browser --start-url URL (our shop names its own pages)")
+    if words is not None and policy != "random":
+        raise BadOption("--words is for --policy random", "--words")
+    kinds = None
+    if page_kinds is not None:
+        from customer_r1.sim.pagekind import PageKinds
+
+        kinds = PageKinds.load(page_kinds)
+    word_list = _words(words) if words is not None else None
     people = _users(w, users, persona_file)
     if max_users is not None:
         people = dict(list(people.items())[:max_users])
     pol = make_policy(w, people, world_dir=world, policy=policy, model=model, endpoint=endpoint,
                       model_name=model_name,
                       build_config=build_config, temperature=temperature, rationale=rationale,
-                      rationale_temperature=rationale_temperature, device=device, concurrency=concurrency)
+                      rationale_temperature=rationale_temperature, device=device, concurrency=concurrency,
+                      words=word_list)
     _check_browser_options(backend, start_url=start_url, shop_url=shop_url, allow=allow,
                            screenshots=screenshots, policy=policy)
     env_cfg = EnvConfig(max_steps=max_steps or w.config.max_steps, max_consecutive_errors=max_errors,
@@ -194,6 +207,8 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
     if backend == "browser":
         browser_spec = {"site": start_url or "our shop", "allow": list(allow or []),
                         "screenshots": screenshots, "step_timeout_s": step_timeout}
+        if kinds is not None:  # the user's URL -> kind rules (they change the trace's page kinds)
+            browser_spec["page_kinds"] = kinds.describe()
     spec = RunSpec(world=str(world), world_config=json.loads(json.dumps(vars_of(w.config))),
                    policy=pol.describe(), variant=v.to_dict() if v is not None else None,
                    variant_name=v.name if v is not None else "control", seed=seed, users=list(people),
@@ -222,7 +237,7 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
             assert browser_spec is not None
             browser_spec.update(allowlist=str(fence), chromium=chromium.version)
             spec.browser = browser_spec
-            bcfg = BrowserConfig(step_timeout_s=step_timeout, screenshots=screenshots)
+            bcfg = BrowserConfig(step_timeout_s=step_timeout, screenshots=screenshots, page_kinds=kinds)
 
             def factory() -> ShopEnv:
                 return ShopEnv(w, env_cfg, backend=BrowserShop(chromium, shop_url=shop, start_url=start_url,
@@ -235,6 +250,17 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
         return runner.run()
 
 
+def _words(path: Path) -> list[str]:
+    """The random shopper's words: one per line (blank lines and ``#`` comments skipped)."""
+    if not path.is_file():
+        raise BadOption(f"no words file {path}", "--words", "a text file with one word or phrase per line")
+    out = [x.strip() for x in path.read_text(encoding="utf-8").splitlines()
+           if x.strip() and not x.lstrip().startswith("#")]
+    if not out:
+        raise BadInput("the words file holds no words", str(path), "one word or phrase per line")
+    return out
+
+
 def vars_of(cfg: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -244,12 +270,14 @@ def vars_of(cfg: Any) -> dict[str, Any]:
 def make_policy(world: Any, users: dict[str, Any], *, world_dir: Path, policy: str | None, model: str | None,
                 endpoint: str | None, model_name: str | None, build_config: Path | None,
                 temperature: float, rationale: str, rationale_temperature: float, device: str,
-                concurrency: int) -> Any:
+                concurrency: int, words: list[str] | None = None) -> Any:
     """The policy the flags describe."""
     from customer_r1.sim import policies
 
     if policy == "world":
         return policies.WorldPolicy(world)
+    if policy == "random":
+        return policies.RandomPolicy(words or policies.WORDS)
     if policy == "baseline":
         from customer_r1.data.opera import load_opera
 

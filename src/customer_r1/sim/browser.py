@@ -22,8 +22,19 @@ Two kinds of sites:
   *declared* mode (the page's recorder names are kept), to find the elements to act on,
   and its names are checked against the recorder's (``stats['name_mismatches']``).
 * **any other site** (``start_url`` on an allowlisted host): the observation is the
-  simplifier's output; the no-checkout rule (``checkout.py``) ends a session at a
-  purchase intent and refuses typing into personal or payment fields.
+  simplifier's output (repeated items named by their title), its kind comes from
+  ``pagekind.classify`` (the user's ``--page-kinds`` rules first) and a cart page's
+  lines are read into ``page_meta`` (best effort); the no-checkout rule
+  (``checkout.py``) ends a session at a purchase intent and refuses typing into
+  personal or payment fields. Each start and action notes the site's health in the step
+  info (``health``: the page's status, 4xx/5xx answers, JavaScript errors, load time,
+  hosts blocked), which ``health.py`` sums for the manifest and the report.
+
+The fence (``fence.py``) never lets a request off the allowlist out, but only a start
+page that leaves the list ends a session: a blocked subresource is counted per host, and
+an action whose navigation, popup or form would leave the list returns ``off_allowlist``
+(checked on the link or form before the click, and below the page after it; the page
+goes back if an error page was shown).
 
 One :class:`Browser` owns one Chromium (the distribution's, found on ``PATH``: no
 browser is downloaded) and an asyncio loop in a background thread; the sync backend
@@ -60,10 +71,10 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from customer_r1.actions import Action
 from customer_r1.errors import BadOption, UserError
-from customer_r1.evaluation.baselines import page_kind
 from customer_r1.sim.checkout import intent_click_type, purchase_intent, sensitive_field, unsafe_request
 from customer_r1.sim.env import BackendCrashed, EnvConfig, ShopEnv
 from customer_r1.sim.fence import Allowlist, Blackhole, Violation, launch_args, parse_host
+from customer_r1.sim.pagekind import PageKinds, cart_meta, classify
 from customer_r1.sim.session import PageView, validate
 from customer_r1.sim.site import COOKIE, RECORDER_ID
 
@@ -83,7 +94,9 @@ if TYPE_CHECKING:
 
 #: Invalid-action kinds only the browser reports (besides session.ERROR_KINDS).
 BROWSER_ERROR_KINDS = ("element_gone", "not_clickable", "timeout", "sensitive_field", "navigation_error",
-                       "fence_violation")
+                       "off_allowlist", "fence_violation")
+#: At most this many blocked requests are kept per step in the trace (all are counted).
+_MAX_LOGGED = 20
 CHROMIUM_ENV = "CUSTOMER_R1_CHROMIUM"
 INSTALL_HINT = "install the distribution's Chromium: sudo apt-get install -y chromium (or run `make browser`)"
 _SIMPLIFY = "o => window.__cr1 ? window.__cr1.simplify(o) : null"
@@ -130,13 +143,16 @@ class BrowserConfig:
     that fetch, 150 elsewhere); ``screenshots``: a PNG of every page into the step info;
     ``page_source``: on our shop, the observation's HTML is the recorder block's
     (``recorder``, the default: byte-identical to training prompts) or the in-page
-    simplifier's (``simplifier``: what the model would see on any other site)."""
+    simplifier's (``simplifier``: what the model would see on any other site);
+    ``page_kinds``: on other sites, the user's URL -> kind rules, tried before
+    ``pagekind.classify``'s own."""
 
     step_timeout_s: float = 10.0
     screenshots: bool = False
     page_source: str = "recorder"
     quiet_ms: int | None = None
     viewport: tuple[int, int] = (1280, 800)
+    page_kinds: PageKinds | None = None  # the user's URL rules (``--page-kinds``), before the classifier
 
     def __post_init__(self) -> None:
         if self.step_timeout_s <= 0:
@@ -271,6 +287,7 @@ class _Simplified:
     elements: dict[str, dict[str, Any]]  # name -> {kind, tag, type}
     frames: dict[str, Frame]  # name -> frame holding it
     title: str
+    facts: dict[str, Any] | None = None  # what the page-kind classifier reads (other sites)
 
 
 class BrowserShop:
@@ -306,7 +323,12 @@ class BrowserShop:
         self._page: Page | None = None
         self._blackhole = Blackhole()
         self._hits_seen = 0
-        self._violations: list[Violation] = []
+        self._violations: list[Violation] = []  # blocked this step (the trace keeps the first ones)
+        self._blocked: dict[str, set[str]] = {}  # host -> distinct URLs blocked this step
+        self._offlist_nav: list[str] = []  # top-level navigations off the list this step
+        self._opener: Page | None = None  # the page a popup replaced, until the popup is judged
+        self._health: dict[str, Any] = {}  # what the site did this step (site mode): status, errors
+        self._last_cart: list[dict[str, str]] = []  # the basket as the cart page last showed it
         self._intent: tuple[str, str] = ("", "")
         self._crashed = False
         self._simplified: _Simplified | None = None
@@ -415,6 +437,8 @@ class BrowserShop:
             await self._blackhole.start()
         self._hits_seen = len(self._blackhole.hits)
         self._violations, self._intent, self._crashed = [], ("", ""), False
+        self._blocked, self._offlist_nav, self._opener, self._health = {}, [], None, {}
+        self._last_cart = []
         self._inflight.clear()
         w, h = self.config.viewport
         ctx = await self.browser.new_context(
@@ -431,16 +455,38 @@ class BrowserShop:
         ctx.on("requestfinished", self._on_request_done)
         ctx.on("requestfailed", self._on_request_done)
         ctx.on("page", self._on_page)
+        ctx.on("response", self._on_response)
         self._ctx = ctx
         self._page = await ctx.new_page()
 
-    def _violate(self, url: str, layer: str, resource: str) -> None:
-        self._violations.append(Violation(url, layer, resource))
+    def _violate(self, url: str, layer: str, resource: str, navigation: bool = False) -> None:
+        """Note a request the fence stopped: a top-level navigation (the action that
+        started it gets ``off_allowlist``) or a subresource (counted per host; the page
+        goes on without it)."""
+        if len(self._violations) < _MAX_LOGGED:
+            self._violations.append(Violation(url, layer, resource))
+        if navigation and url not in self._offlist_nav:
+            self._offlist_nav.append(url)
+        self._blocked.setdefault(_host_of(url), set()).add(url)
+
+    @staticmethod
+    def _top_navigation(request: Request) -> bool:
+        """A navigation of a page's own frame (the page itself, a popup, a form sent to
+        another page), not an iframe's."""
+        try:
+            if not request.is_navigation_request():
+                return False
+        except Exception:
+            return False
+        try:
+            return request.frame.parent_frame is None
+        except Exception:  # a popup's first navigation comes before its frame exists
+            return True
 
     async def _route(self, route: Route, request: Request) -> None:
         url = request.url
         if not self.allow.allows(url):  # layer 1: nothing off the list leaves
-            self._violate(url, "route", request.resource_type)
+            self._violate(url, "route", request.resource_type, self._top_navigation(request))
             await route.abort("blockedbyclient")
             return
         if request.headers.get("service-worker") == "script":  # layer 3, again below the page
@@ -474,7 +520,7 @@ class BrowserShop:
                 if request.frame == self._page.main_frame:
                     self._nav_at = self._last_net
         if not self.allow.allows(request.url):  # layer 4: also the hops of redirects
-            self._violate(request.url, "request", request.resource_type)
+            self._violate(request.url, "request", request.resource_type, self._top_navigation(request))
 
     def _on_request_done(self, request: Request) -> None:
         self._inflight.pop(request, None)
@@ -485,10 +531,37 @@ class BrowserShop:
     def _on_page(self, page: Page) -> None:
         page.on("crash", self._on_crash)
         page.on("load", self._on_load)
+        page.on("pageerror", self._on_page_error)
         page.on("dialog", lambda d: self._tasks.add(asyncio.ensure_future(d.dismiss())))
         if self._page is not None and page is not self._page:  # a popup: the shopper follows it
-            old, self._page = self._page, page
-            self._tasks.add(asyncio.ensure_future(old.close()))
+            old, self._page = self._page, page  # (back to the opener if it leaves the list)
+            if self._opener is None:
+                self._opener = old
+            else:
+                self._tasks.add(asyncio.ensure_future(old.close()))
+
+    def _on_page_error(self, error: Any) -> None:
+        if self.mode == "site":
+            errs = self._health.setdefault("js_errors", [])
+            if len(errs) < 10:
+                errs.append(_first_line(error))
+
+    def _on_response(self, response: Any) -> None:
+        """What the site answered (site mode): the page's status, and 4xx/5xx of anything."""
+        if self.mode != "site":
+            return
+        status = response.status
+        url = response.url
+        if not self.allow.allows(url):
+            return  # the blackhole's refusal (interception off), not the site's answer
+        with contextlib.suppress(Exception):
+            req = response.request
+            if self._page is not None and req.is_navigation_request() and req.frame == self._page.main_frame:
+                self._health["status"] = status
+        if status >= 400:
+            errs = self._health.setdefault("http_errors", [])
+            if len(errs) < 20:
+                errs.append({"status": status, "url": url[:300], "resource": response.request.resource_type})
 
     def _on_crash(self, page: Page) -> None:
         self._crashed = True
@@ -501,22 +574,89 @@ class BrowserShop:
         hits = self._blackhole.hits[self._hits_seen:]
         self._hits_seen += len(hits)
         for h in hits:  # layer 5: whatever reached the blackhole proxy
-            self._violate(h, "proxy", "")
+            # a page's own address here is a navigation (interception off, or a redirect hop)
+            nav = self._page is not None and _same_target(h, self._page.url)
+            self._violate(h, "proxy", "", nav or h in self._offlist_nav)
         return self._violations
+
+    def _begin_step(self) -> None:
+        """Forget what the fence and the site did before this start or action."""
+        self._fence_check()
+        self._violations, self._blocked, self._offlist_nav = [], {}, []
+        self._health = {}
+
+    def _end_step(self, t0: float) -> None:
+        """Note what the fence blocked this step (the trace's ``fence``: the first requests
+        with their layers; ``health``: blocked hosts, the page's status, errors, load time)."""
+        self._fence_check()
+        if self._violations:
+            self._info["fence"] = [x.to_dict() for x in self._violations]
+        if self._blocked:
+            self.stats["blocked_requests"] += sum(len(u) for u in self._blocked.values())
+        if self.mode == "site":
+            health = dict(self._health)
+            if self._page is not None:
+                health["url"] = mask_url(self._page.url)
+            health["load_ms"] = int(1000 * (time.perf_counter() - t0))
+            if self._blocked:
+                health["blocked"] = {h: len(u) for h, u in sorted(self._blocked.items())}
+            self._info["health"] = health
+
+    def _off_message(self) -> str:
+        url = self._offlist_nav[0]
+        host = _host_of(url)
+        return (f"off_allowlist: {url[:160]} is not on the allowlist ({self.allow}), so it was not "
+                f"loaded; the shopper stays on this page (to let shoppers go there: --allow {host})")
 
     def _fence_message(self) -> str:
         v = self._violations
-        urls = list(dict.fromkeys(x.url for x in v))
-        layers = sorted({x.layer for x in v})
+        urls = list(dict.fromkeys(x.url for x in v)) or list(self._offlist_nav) or [self.start_url]
+        layers = sorted({x.layer for x in v}) or ["navigation"]
         more = f" and {len(urls) - 1} more" if len(urls) > 1 else ""
-        return (f"fence violation: a request to {urls[0][:160]}{more} is not on the allowlist "
-                f"({self.allow}); blocked ({', '.join(layers)}); the session ends")
+        return (f"fence violation: the start page led to {urls[0][:160]}{more}, which is not on the "
+                f"allowlist ({self.allow}); blocked ({', '.join(layers)}); the session ends")
+
+    async def _judge_popup(self) -> None:
+        """A popup opened by the last action: followed if it shows a page on the list,
+        else closed (the shopper stays on the page that opened it)."""
+        opener, self._opener = self._opener, None
+        if opener is None or self._page is None:
+            return
+        popup = self._page
+        url = popup.url
+        ok = self.allow.allows(url) and not url.startswith(("about:", "chrome-error:")) and \
+            not self._offlist_nav
+        if ok:
+            self._tasks.add(asyncio.ensure_future(opener.close()))
+            return
+        self._page = opener
+        self._tasks.add(asyncio.ensure_future(popup.close()))
+        if not self._offlist_nav and urlsplit(url).scheme in ("http", "https"):
+            self._offlist_nav.append(url)
+
+    async def _back_on_the_list(self, before: str) -> None:
+        """After a navigation off the list was stopped: if the page shows an error page
+        (or, with interception off, the blackhole's refusal), go back to ``before``."""
+        page = self._page
+        assert page is not None
+        url = page.url
+        if self.allow.allows(url) and not url.startswith("chrome-error:"):
+            return
+        from playwright.async_api import Error as PwError
+
+        with contextlib.suppress(PwError):
+            await page.go_back(wait_until="load")
+        if (not self.allow.allows(page.url) or page.url.startswith("chrome-error:")) and before:
+            with contextlib.suppress(PwError):
+                await page.goto(before, wait_until="load")
 
     # ------------------------------------------------------------------ start and act
 
     async def _start(self, body: dict[str, Any]) -> PageView:
         await self._fresh_context()
         assert self._ctx is not None and self._page is not None
+        self._begin_step()
+        t0 = time.perf_counter()
         if self.mode == "shop":  # the simulator's own call: a visit with this seed (a cookie)
             sid, location = await self._shop_visit(body)
             u = urlsplit(self.base)
@@ -527,12 +667,15 @@ class BrowserShop:
             self._mark = mark = time.monotonic()
             await self._goto(self.start_url)
             await self._settle(mark)  # what the first page fetches as it loads, before it is read
+            await self._judge_popup()
         view, _ = await self._observe()
-        if self._fence_check():
+        self._fence_check()
+        if self._offlist_nav:  # the start page itself went off the list: nothing to shop on
             self._info["message"] = self._fence_message()
-            self._info["fence"] = [x.to_dict() for x in self._violations]
+            self._end_step(t0)
             self.stats["fence_violations"] += 1
             return dataclasses.replace(view, ended="fence_violation")
+        self._end_step(t0)
         return view
 
     async def _goto(self, url: str) -> None:
@@ -540,14 +683,14 @@ class BrowserShop:
 
         assert self._page is not None
         if not self.allow.allows(url):
-            self._violate(url, "navigation", "document")
+            self._violate(url, "navigation", "document", navigation=True)
             return
         try:
             await self._page.goto(url, wait_until="load")
         except PwError as exc:
             if self._is_crash(exc):
                 raise
-            if not self._violations:  # rerun by the runner, as a crash is
+            if not self._offlist_nav:  # rerun by the runner, as a crash is
                 raise BackendCrashed(f"{url} did not load: {_first_line(exc)}") from exc
 
     async def _act(self, action: Action) -> tuple[PageView, str, str]:
@@ -592,7 +735,14 @@ class BrowserShop:
                 intent, why = purchase_intent(facts)
                 if intent:
                     return self._purchase_intent(same, intent, f"clicking {name!r}: {why}")
+                away = _leads_off(facts, self.allow) if self.intercept else ""
+                if away:  # a link or form to another site: not followed (checked again below the page)
+                    self._offlist_nav = [away]
+                    self.stats["off_allowlist"] += 1
+                    return view, "off_allowlist", self._off_message()
         # 3. do it, with real input events, and wait for what it starts
+        self._begin_step()
+        before_url = page.url
         t0 = time.perf_counter()
         mark = time.monotonic()
         self._mark = mark
@@ -626,17 +776,22 @@ class BrowserShop:
             if self._is_crash(exc):
                 raise
             error = ("not_clickable", f"{name!r}: {_first_line(exc)}")
-        settled = navigates or await self._settle(mark)
+        follows = op == "click" and _follows_link(prep, page.url)
+        settled = navigates or await self._settle(mark, follows)
         if not settled or error[0] == "timeout":
             await self._stop_loading()  # as a person gives up on a page: stay where we are
+        await self._judge_popup()
+        self._fence_check()
+        if self._offlist_nav:  # a navigation, popup or form sent off the list: never loaded
+            await self._back_on_the_list(before_url)
         self.stats["act_ms_total"] += int(1000 * (time.perf_counter() - t0))
         if self._intent[0]:  # a script tried to send an order or a form with card data
             return self._purchase_intent(same, *self._intent)
         new, fresh = await self._observe()
-        if self._fence_check():
-            self._info["fence"] = [x.to_dict() for x in self._violations]
-            self.stats["fence_violations"] += 1
-            return new, "fence_violation", self._fence_message()
+        self._end_step(t0)
+        if self._offlist_nav:
+            self.stats["off_allowlist"] += 1
+            return new, "off_allowlist", self._off_message()
         if error[0]:
             return new, *error
         if not settled:
@@ -665,7 +820,12 @@ class BrowserShop:
         self._info["click_type"] = intent_click_type(intent)
         self.stats["purchase_intents"] += 1
         meta = {"name": "purchase_intent", "data": json.dumps({"intent": intent, "reason": why})}
-        return dataclasses.replace(same, ended="purchase_intent", element_meta=meta), "", ""
+        # what the shopper would have bought: the basket as the cart page last showed it
+        products = [dict(x, source="cart page (best effort)") for x in self._last_cart] or None
+        if products and intent in ("order", "pay", "checkout"):
+            self._info["basket"] = products
+        bought = products if intent in ("order", "pay", "checkout") else None
+        return dataclasses.replace(same, ended="purchase_intent", element_meta=meta, products=bought), "", ""
 
     async def _stop_loading(self) -> None:
         """Stop a navigation still loading (the browser's stop button), so the page can be
@@ -681,13 +841,17 @@ class BrowserShop:
         """A main-frame navigation started since the action has not loaded (or failed) yet."""
         return self._nav_at >= self._mark and self._nav_at > self._load_at
 
-    async def _settle(self, since: float) -> bool:
+    async def _settle(self, since: float, expect_nav: bool = False) -> bool:
         """After an action on another site: wait for a navigation it started to load, then
         for the requests started since to end and the network to stay quiet ``quiet_s``;
         False if that takes longer than the step timeout."""
         assert self._page is not None
         deadline = time.monotonic() + self.config.step_timeout_s
         await asyncio.sleep(min(0.03, self.quiet_s))  # what a click starts, it starts at once
+        if expect_nav:  # a link to another page: on a busy machine its request may come late
+            limit = time.monotonic() + 0.5
+            while self._nav_at < since and time.monotonic() < limit:
+                await asyncio.sleep(0.02)
         while time.monotonic() < deadline:
             busy = self._nav_pending() or any(t >= since for t in self._inflight.values())
             if not busy and time.monotonic() - self._last_net >= self.quiet_s:
@@ -727,8 +891,14 @@ class BrowserShop:
                     view = dataclasses.replace(view, html=simp.html)
         else:
             elements = {n: _click_type(n, e) for n, e in simp.elements.items()}
-            meta = {"title": [{"title": simp.title}]} if simp.title else {}
-            view = PageView(simp.html, mask_url(page.url), page_kind(page.url), meta, elements, {})
+            meta: dict[str, Any] = {"title": [{"title": simp.title}]} if simp.title else {}
+            kind, how = classify(page.url, simp.facts, self.config.page_kinds)
+            meta["page_kind"] = [{"kind": kind, "by": how}]
+            if kind == "cart":
+                meta.update(cart_meta(simp.facts))
+                if meta.get("cart_items"):
+                    self._last_cart = meta["cart_items"]
+            view = PageView(simp.html, mask_url(page.url), kind, meta, elements, {})
         self.stats["pages"] += 1
         self.stats["simplify_ms_total"] += int(1000 * (time.perf_counter() - t0))
         if self.config.screenshots:
@@ -752,7 +922,8 @@ class BrowserShop:
         main = self._page.main_frame
         shop = self.mode == "shop"  # our shop's page comes from its recorder block: no HTML needed
         html = not shop or self.config.page_source == "simplifier"
-        opts = {"declared": declared, "prefix": "", "recorder": RECORDER_ID if shop else "", "html": html}
+        opts = {"declared": declared, "prefix": "", "recorder": RECORDER_ID if shop else "", "html": html,
+                "facts": not shop}
         res = await main.evaluate(_SIMPLIFY, opts)
         if res is None:
             res = {"html": "<html><body></body></html>", "elements": [], "frames": [], "title": "",
@@ -765,7 +936,7 @@ class BrowserShop:
             html = _FRAME_MARK.sub("", html)
             at = {n: html.find(f' name="{html_lib.escape(n, quote=True)}"') for n in elements}
             elements = {n: elements[n] for n in sorted(elements, key=lambda n: at[n] % (len(html) + 1))}
-        self._simplified = _Simplified(html, elements, frames, res.get("title", ""))
+        self._simplified = _Simplified(html, elements, frames, res.get("title", ""), res.get("page"))
         return self._simplified, res.get("recorder"), bool(res.get("fresh", True))
 
     async def _frames(self, parent: Frame, placeholders: list[dict[str, Any]], declared: bool, html: str,
@@ -800,6 +971,46 @@ class BrowserShop:
             inner = await self._frames(child, sub["frames"], declared, inner, elements, frames, depth + 1)
             html = html.replace(f"<!--cr1-frame:{fid}-->", inner, 1)
         return html
+
+
+def _host_of(url: str) -> str:
+    """``host[:port]`` of a URL (or of a proxy's ``host:port`` target), for counting."""
+    try:
+        u = urlsplit(url if "://" in url else f"//{url}")
+        host = u.hostname or url
+        return f"{host}:{u.port}" if u.port else host
+    except ValueError:
+        return url[:100]
+
+
+def _same_target(hit: str, url: str) -> bool:
+    """A proxy's target (``http://host:port/path`` or ``https://host:port``) is ``url``'s."""
+    try:
+        a, b = urlsplit(hit), urlsplit(url)
+        return bool(a.hostname) and a.hostname == b.hostname and (a.port or 0) in (b.port or 0, 0, 443)
+    except ValueError:
+        return False
+
+
+def _leads_off(facts: dict[str, Any], allow: Allowlist) -> str:
+    """Where a click would take the page if that is off the allowlist (a link's address,
+    the form a submit button sends), else ""."""
+    href = str(facts.get("href") or "")
+    if href and urlsplit(href).scheme in ("http", "https") and not allow.allows(href):
+        return href
+    form = facts.get("form") or {}
+    if facts.get("submits") and form.get("action") and not allow.allows(str(form["action"])):
+        return str(form["action"])
+    return ""
+
+
+def _follows_link(prep: dict[str, Any], current: str) -> bool:
+    """The clicked element is a link to another document (not a fragment of this one)."""
+    href = str(((prep.get("facts") or {}).get("href")) or "")
+    if not href or urlsplit(href).scheme not in ("http", "https"):
+        return False
+    a, b = urlsplit(href), urlsplit(current)
+    return (a.netloc, a.path, a.query) != (b.netloc, b.path, b.query)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,8 +15,9 @@ The shop runs in process (:class:`InProcessShop`, fast) or behind the web app of
 give identical observations and outcomes for the same seeds.
 
 A real browser (:class:`~customer_r1.sim.browser.BrowserShop`) is a backend too, with
-outcomes the shop has no word for: a request off the allowlist (error kind
-``fence_violation``, in :data:`FATAL_ERRORS`: the session ends with that reason), a click
+outcomes the shop has no word for: a start page off the allowlist (the page comes back
+with ``ended`` set to ``fence_violation``: the session ends at once; an action leaving
+the allowlist is only an invalid action, ``off_allowlist``), a click
 that would order or pay on another site (the page comes back with ``ended`` set to
 ``purchase_intent``: a valid step that ends the session, nothing was sent), or a crash
 (:class:`BackendCrashed`, raised: the runner restarts the browser and reruns the

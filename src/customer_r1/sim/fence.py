@@ -23,9 +23,13 @@ layered; each layer would stop traffic the others miss:
 6. **Launch flags**: host-resolver rules that resolve only the allowed host names, no
    QUIC, no DNS prefetch, no WebRTC outside the proxy, no background networking.
 
-Any of these seeing an off-list request records a :class:`Violation`; the backend then
-ends the session (``end_reason`` ``fence_violation``). Addresses that cause no network
-traffic (``data:``, ``blob:``, ``about:``) are allowed; every other scheme is not.
+Any of these seeing an off-list request records a :class:`Violation`. Nothing off the
+list is ever sent, but the session goes on: the backend counts a blocked subresource per
+host (a CDN's script, fonts, analytics: real sites are full of them) and answers an action
+whose navigation, popup or form would leave the list with ``off_allowlist``, the shopper
+still on its page. Only a start page that leaves the list ends the session
+(``fence_violation``). Addresses that cause no network traffic (``data:``, ``blob:``,
+``about:``) are allowed; every other scheme is not.
 """
 
 from __future__ import annotations

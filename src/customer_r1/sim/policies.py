@@ -8,6 +8,7 @@
   *sampled* from the ranked candidate distribution at a temperature (argmax would turn a
   population into one shopper), the rationale decoded greedily or sampled; the steps of
   concurrent sessions go through one batched forward.
+* :class:`RandomPolicy`: a seeded monkey over the page's elements (a site's smoke test).
 * :class:`EndpointPolicy`: an OpenAI-compatible server, free generation parsed by the
   project's parser; invalid output is retried, then returned as a failure that the runner
   records as an error step.
@@ -258,6 +259,59 @@ class BaselinePolicy(BasePolicy):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.name, "temperature": self.temperature,
                 "page_kinds": {k: sum(c.values()) for k, c in sorted(self.counts.items())}}
+
+
+# --------------------------------------------------------------------------- random
+
+#: What the random shopper types into text fields (``--words FILE`` replaces it).
+WORDS = ("shoes", "coffee", "mug", "gift", "blue", "sale", "kettle", "backpack", "lamp", "organic",
+         "black t-shirt", "wireless headphones", "book", "size 10", "under 20", "red dress", "zzzz",
+         "ÄÖÜ ß", "1234", "a")
+
+
+class RandomPolicy(BasePolicy):
+    """A seeded monkey, to smoke-test a site before spending model time: each step clicks
+    a random element of the page, or (``p_type``) types a random word from ``words`` into
+    a random text field, or (``p_terminate``) leaves. It knows nothing but the page's names,
+    so it finds what a careless shopper would: dead links, covered buttons, error pages.
+    On other sites the browser's no-order, no-personal-data rule holds for it as for any
+    policy (it is enforced below the policy)."""
+
+    name = "random"
+
+    def __init__(self, words: Sequence[str] = WORDS, *, p_type: float = 0.25,
+                 p_terminate: float = 0.03) -> None:
+        self.words = tuple(w for w in words if w.strip()) or WORDS
+        self.p_type = p_type
+        self.p_terminate = p_terminate
+
+    def act_one(self, r: ActRequest) -> PolicyAction:
+        rng = np.random.default_rng(np.random.SeedSequence([r.seed, 0x4A4D]))
+        names, inputs = candidates_of(r.observation)
+        fields = set(inputs)
+        # the page's elements: not the containers whose names prefix others' (regions, selects)
+        regions = {n.rsplit(".", 1)[0] for n in names if "." in n}
+        regions = {p for n in regions for p in _prefixes(n)}
+        names = [n for n in names if n not in regions or n in fields]
+        clicks = [n for n in names if n not in fields]
+        if not names or rng.random() < self.p_terminate:
+            return PolicyAction(Action.terminate(), "random: leaving", info={"prob": self.p_terminate})
+        if inputs and (not clicks or rng.random() < self.p_type):
+            word = self.words[int(rng.integers(len(self.words)))]
+            name = inputs[int(rng.integers(len(inputs)))]
+            return PolicyAction(Action.input(name, word), f"random: typing {word!r}",
+                                info={"prob": 1.0 / (len(inputs) * len(self.words))})
+        name = clicks[int(rng.integers(len(clicks)))]
+        return PolicyAction(Action.click(name), "random: clicking", info={"prob": 1.0 / len(clicks)})
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.name, "words": len(self.words), "p_type": self.p_type,
+                "p_terminate": self.p_terminate}
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 # --------------------------------------------------------------------------- checkpoint

@@ -49,6 +49,7 @@ from customer_r1.sim.compare import (
     segment_questions,
     summary_rows,
 )
+from customer_r1.sim.health import site_health
 from customer_r1.sim.stats import SessionRow
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -603,6 +604,7 @@ class _Ctx:
     dropoffs: list[dict[str, Any]] = field(default_factory=list)
     examples: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    health: list[dict[str, Any]] = field(default_factory=list)  # browser runs on another site
 
 
 def _as_set(x: str | Path | SessionSet, split: str | None) -> SessionSet:
@@ -708,6 +710,9 @@ def build_context(runs: Sequence[SessionSet], out: Path, *, reference: SessionSe
     for r in runs:
         if r.records or r.sessions:
             ctx.dropoffs.append(drop_offs(r))
+        h = site_health(r.records) if r.records else None
+        if h and h["pages"]:
+            ctx.health.append({"label": r.label, **h})
     traced = next((r for r in runs if r.records), next((r for r in runs if r.sessions), None))
     if traced is not None and examples > 0:
         for k, (why, row) in enumerate(pick_examples(traced, examples), 1):

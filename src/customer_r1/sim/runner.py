@@ -373,7 +373,7 @@ class Runner:
         if s.shot is not None:  # the page the action was taken on
             entry["screenshot"] = self._save_shot(s, len(s.record), s.shot)
         s.shot = res.info.pop("screenshot", None)
-        extra = {k: res.info[k] for k in ("fence", "intent", "name_mismatch") if res.info.get(k)}
+        extra = {k: res.info[k] for k in ("fence", "intent", "name_mismatch", "health") if res.info.get(k)}
         if extra:
             entry["browser"] = extra
         s.record.append(entry)
@@ -420,6 +420,10 @@ class Runner:
         for k in ("fence", "intent"):
             if res.info.get(k):
                 record[k] = res.info[k]
+        if s.start_info.get("health"):  # the start page's load (site runs: site health)
+            record["start_health"] = s.start_info["health"]
+        if s.start_info.get("fence") and s.record:
+            record["start_fence"] = s.start_info["fence"]  # what the start page's loading met
         if res.info.get("end_reason") in ("fence_violation", "browser_crash"):
             record["end_detail"] = res.observation.last_action_error or res.info.get("error", "")
         shot = s.shot if s.shot is not None else res.info.pop("screenshot", None)
@@ -568,10 +572,13 @@ def browser_counts(spec: RunSpec, records: Sequence[dict[str, Any]],
     """The browser backend's part of a manifest: its settings, the sessions the fence and
     the no-checkout rule ended, blocked requests by layer, crashes and reruns, and the
     simplifier's name checks against our shop's recorder names."""
+    from customer_r1.sim.health import manifest_part
+
     ends = Counter(r["end_reason"] for r in records)
     layers: Counter[str] = Counter()
     for r in records:
-        for v in r.get("fence", []):
+        for v in [*r.get("fence", []), *r.get("start_fence", []),
+                  *(v for e in r.get("steps", []) for v in (e.get("browser") or {}).get("fence", []))]:
             layers[v.get("layer", "")] += 1
     pages = int(counted.get("pages", 0))
     return {
@@ -587,6 +594,8 @@ def browser_counts(spec: RunSpec, records: Sequence[dict[str, Any]],
         "name_checks": int(counted.get("name_checks", 0)),
         "name_mismatches": int(counted.get("name_mismatches", 0)),
         "mean_simplify_ms": round(counted.get("simplify_ms_total", 0) / pages, 1) if pages else None,
+        **({"site_health": manifest_part(records)} if spec.browser and spec.browser.get("site") != "our shop"
+           else {}),
     }
 
 

@@ -179,6 +179,81 @@
 
   const join = (parent, own) => (parent ? parent + "." + own : own);
 
+  // ------------------------------------------------------------------ cards
+  // Repeated items (product cards, list items, articles) are regions named by their
+  // title, as OPeRA's recorder names list items (active_item_list.<title_slug>.*), so
+  // the sixth card's button is "<its title>.add_to_cart", not "add_to_cart_6". A card is
+  // an article, a list item, or one of two or more sibling blocks of the same tag and
+  // class, that holds a title (its one heading, else its first link with text) and at
+  // least two controls (or a heading and one); outside menus and navigation; the
+  // innermost such block wins (a grid row holding three cards is not itself a card).
+  const HEADINGS = "h1, h2, h3, h4, h5, h6, [role=heading]";
+  const NOT_CARDS = "nav, [role=navigation], [role=menu], [role=menubar], [role=listbox], [role=tree], " +
+    "[role=tablist], select, datalist";
+
+  const CARD_CLASS = /^(card|product[-_]?(card|item|tile|box)|item[-_]?card|search[-_]?result|result[-_]?item|grid[-_]?item)$/i;
+
+  function signature(el) {
+    // tag and classes, without classes that name one item (post-123, product-4711)
+    const cls = [...el.classList].filter((c) => !/\d\d/.test(c)).sort();
+    return el.localName + (cls.length ? "." + cls.join(".") : "");
+  }
+
+  function cardTitle(el) {
+    const hs = [...el.querySelectorAll(HEADINGS)].filter((h) => shown(h) && squash(h.textContent));
+    if (hs.length > 1) return null;  // a block of several items, not one
+    if (hs.length === 1) return { text: textOf(hs[0]), heading: true };
+    for (const a of el.querySelectorAll("a[href]")) {
+      const t = textOf(a);
+      if (t && shown(a)) return { text: t, heading: false };
+    }
+    return null;
+  }
+
+  function findCards(root) {
+    // element -> the slug its card region adds
+    const cards = new Map();
+    if (!root) return cards;
+    const candidates = new Set(root.querySelectorAll("article, li, [role=listitem], [role=article]"));
+    for (const el of root.querySelectorAll("[class]")) {
+      if ([...el.classList].some((c) => CARD_CLASS.test(c))) candidates.add(el);
+    }
+    for (const parent of [root, ...root.querySelectorAll("*")]) {
+      const kids = parent.children;
+      if (!kids || kids.length < 2 || parent.closest(NOT_CARDS)) continue;
+      const groups = new Map();
+      for (const k of kids) {
+        if (DROP.has(k.localName) || k.localName === "option") continue;
+        const key = signature(k);
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key).push(k);
+      }
+      for (const [key, els] of groups) {  // blocks without classes: three alike at least
+        if (els.length >= (key.includes(".") ? 2 : 3)) for (const e of els) candidates.add(e);
+      }
+    }
+    const ok = [];
+    for (const el of candidates) {
+      if (el.closest(NOT_CARDS) || !shown(el)) continue;
+      const title = cardTitle(el);
+      if (!title) continue;
+      const own = slug(title.text).slice(0, 80).replace(/_+$/, "");
+      if (!own) continue;
+      const controls = [...el.querySelectorAll(STRONG_SELECTOR)].filter((c) => shown(c)).length;
+      if (controls < (title.heading ? 1 : 2)) continue;
+      ok.push([el, own]);
+    }
+    const set = new Set(ok.map(([el]) => el));
+    for (const [el, own] of ok) {
+      let inner = false;
+      for (const other of set) {
+        if (other !== el && el.contains(other)) { inner = true; break; }
+      }
+      if (!inner) cards.set(el, own);
+    }
+    return cards;
+  }
+
   function claim(el, base) {
     // the element's name: kept if it has one, else base, made unique among live elements
     const had = names.get(el);
@@ -190,12 +265,20 @@
     return name;
   }
 
-  function ownPart(el, kind, region, counters) {
+  function ownPart(el, kind, region, counters, card) {
     let own = "";
     const t = el.localName;
     if (kind === "input" || t === "select" || t === "textarea" || t === "input") {
       own = slug(el.getAttribute("name")) || slug(el.id) || slug(fieldLabel(el));
       if (!own && kind === "input") own = slug(el.getAttribute("type") || "text") + "_input";
+    }
+    if (!own && card) {
+      // in a card: a label that repeats the card's title ("Add “Mug” to your basket") is
+      // named by the visible text; the title link itself (price and all) by the title
+      const text = slug(textOf(el));
+      own = slug(label(el));
+      if (own.includes(card) && text && !text.includes(card)) own = text;
+      else if (own.startsWith(card)) own = card;
     }
     if (!own) own = slug(label(el));
     if (!own) {
@@ -294,6 +377,8 @@
       }
       let region = ctx.region;
       let name = "";
+      let inCard = ctx.card;
+      let cardSlug = ctx.cardSlug;
       if (kind === "select") {
         const base = declared && el.getAttribute("name") ? el.getAttribute("name") : join(ctx.region, ownPart(el, kind, ctx.region, counters));
         name = claim(el, base);
@@ -306,13 +391,15 @@
           : (own ? join(sel, own) : join(sel, ownPart(el, kind, sel, counters)));
         name = claim(el, base);
       } else if (kind) {
-        const base = declared && el.getAttribute("name") ? el.getAttribute("name") : join(ctx.region, ownPart(el, kind, ctx.region, counters));
+        const base = declared && el.getAttribute("name") ? el.getAttribute("name") : join(ctx.region, ownPart(el, kind, ctx.region, counters, ctx.cardSlug));
         name = claim(el, base);
       } else if (!ctx.inside) {
-        const r = regionOwn(el, declared);
+        let r = regionOwn(el, declared);
+        if (!r && !ctx.card && cards.has(el)) r = { own: cards.get(el), card: true };
         if (r) {
           region = r.full !== undefined ? r.full : join(ctx.region, r.own);
           name = region;
+          if (r.card || cards.has(el)) { inCard = true; cardSlug = cards.get(el) || r.own; }
         }
       }
       if (kind && kind !== "select") {
@@ -328,6 +415,8 @@
           inside: ctx.inside || (!!kind && kind !== "select"),
           seen,
           cursor: style.cursor,
+          card: inCard,
+          cardSlug,
         });
         if (opened && !kind && out.length === mark) out.pop();  // an empty container says nothing
         else if (opened) push(`</${t}>`);
@@ -335,9 +424,10 @@
     };
 
     const root = document.body || document.documentElement;
+    const cards = declared ? new Map() : findCards(root);  // our shop declares its names
     if (root) {
       walk(root, { region: opts.prefix || "", select: null, inside: false, seen: true,
-        cursor: getComputedStyle(root).cursor });
+        cursor: getComputedStyle(root).cursor, card: false, cardSlug: "" });
     }
     const rec = opts.recorder ? document.getElementById(opts.recorder) : null;
     return {
@@ -347,6 +437,88 @@
       title: document.title || "",
       recorder: rec ? rec.textContent : null,
       fresh: document.__cr1Before !== true,  // a new document since the last prepare()
+      page: opts.facts ? pageFacts(root, cards) : null,
+    };
+  }
+
+  // ------------------------------------------------------------------ page facts
+  // What the page-kind classifier (sim/pagekind.py) reads besides the URL, and the lines
+  // of a cart as the page shows them (best effort: rows with a quantity or a remove
+  // control and a price).
+  const MONEY = /(?:[$\u00a3\u20ac\u00a5]|USD|EUR|GBP)\s?\d[\d.,]*|\d[\d.,]*\s?(?:[$\u00a3\u20ac]|USD|EUR|GBP|kr|z\u0142)/g;
+  const BUY = /add(ed)?\s+to\s+(cart|basket|bag|trolley)|\bbuy\b|add to order/i;
+  const QTY = "input[type=number], input[name*=qty i], input[name*=quantity i], select[name*=qty i], " +
+    "select[name*=quantity i], input[aria-label*=quantity i], select[aria-label*=quantity i]";
+
+  function fieldKinds(root) {
+    const out = { password: 0, payment: 0, personal: 0, search_value: "" };
+    for (const f of root.querySelectorAll("input, select, textarea")) {
+      if (!shown(f)) continue;
+      const type = (f.getAttribute("type") || "").toLowerCase();
+      const ac = (f.getAttribute("autocomplete") || "").toLowerCase();
+      const words = [f.name, f.id, f.getAttribute("placeholder"), fieldLabel(f), ac].join(" ").toLowerCase();
+      if (type === "password") out.password++;
+      else if (/^cc-/.test(ac) || /card|cvv|cvc|expir/.test(words)) out.payment++;
+      else if (type === "email" || type === "tel" || /street|address|postal|postcode|zip|phone|e-?mail|first.?name|last.?name/.test(words)) out.personal++;
+      if ((type === "search" || /^(q|s|k|query|search|keywords?|search_query)$/i.test(f.name || "")) && f.value) {
+        out.search_value = String(f.value).slice(0, 100);
+      }
+    }
+    return out;
+  }
+
+  function cartLines(root) {
+    const lines = [];
+    const seen = new Set();
+    for (const q of root.querySelectorAll(QTY + ", [aria-label*=remove i], a[href*=remove i], button[name*=remove i]")) {
+      const row = q.closest("tr, li") || q.closest("[class*=item i], [class*=line i]");
+      if (!row || seen.has(row) || !shown(row) || row.querySelectorAll(QTY).length > 1) continue;
+      const text = textOf(row);
+      const prices = text.match(MONEY) || [];
+      if (!prices.length) continue;
+      seen.add(row);
+      const link = row.querySelector("a[href]:not([href*=remove i])");
+      const head = row.querySelector(HEADINGS);
+      const title = squash((link && textOf(link)) || (head && textOf(head)) || text.split(prices[0])[0]).slice(0, 200);
+      const qf = row.querySelector(QTY);
+      lines.push({ title, price: prices[0], quantity: qf ? String(qf.value || "1") : "1" });
+    }
+    return lines.slice(0, 50);
+  }
+
+  function pageFacts(root, cards) {
+    if (!root) return null;
+    let buy = 0;
+    for (const b of root.querySelectorAll("button, a[href], input[type=submit], input[type=button], [role=button]")) {
+      const t = b.localName === "input" ? b.value : (b.getAttribute("aria-label") || b.textContent);
+      if (BUY.test(t || "") && shown(b)) buy++;
+    }
+    const ld = [];
+    for (const sc of document.querySelectorAll('script[type="application/ld+json"]')) {
+      try {
+        const visit = (x) => {
+          if (Array.isArray(x)) { x.forEach(visit); return; }
+          if (x && typeof x === "object") {
+            if (x["@type"]) ld.push(...[].concat(x["@type"]).map(String));
+            if (x["@graph"]) visit(x["@graph"]);
+          }
+        };
+        visit(JSON.parse(sc.textContent));
+      } catch (e) { /* not JSON: ignored */ }
+    }
+    const og = document.querySelector('meta[property="og:type"]');
+    const h1 = root.querySelector("h1");
+    return {
+      h1: h1 ? textOf(h1).slice(0, 200) : "",
+      title: document.title || "",
+      cards: cards.size,
+      buy,
+      qty: [...root.querySelectorAll(QTY)].filter((f) => shown(f)).length,
+      fields: fieldKinds(root),
+      ld: ld.slice(0, 20),
+      og: og ? og.getAttribute("content") || "" : "",
+      text: (root.innerText || "").slice(0, 6000),
+      cart: cartLines(root),
     };
   }
 

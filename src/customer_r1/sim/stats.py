@@ -54,13 +54,15 @@ def page_kind_of(url: str) -> str:
 
 
 def session_rows(sessions: Sequence[Session]) -> list[SessionRow]:
-    """The per-session table of domain sessions (page kinds from the URL, as OPeRA's)."""
+    """The per-session table of domain sessions (page kinds as observed, else from the URL)."""
     out = []
     for s in sessions:
         steps = [st for st in s.steps if st.action is not None]
         if not steps:
             continue
-        kinds = tuple(page_kind_of(st.observation.url) for st in steps)
+        # the kind the page was given when it was shown (our shop's own, another site's
+        # classifier or the user's rules), else the URL's (recorded OPeRA sessions)
+        kinds = tuple(st.observation.page_kind or page_kind_of(st.observation.url) for st in steps)
         converted = s.outcome == "purchase"
         value = items = 0
         if converted and steps[-1].products:
