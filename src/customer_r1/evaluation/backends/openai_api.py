@@ -214,6 +214,12 @@ class OpenAIBackend:
         self.stats._bump(self.stats.failure_reasons, reason.split(":")[0])
         return Generation(error=reason)
 
+    def generate_one(self, messages: Messages, *, max_new_tokens: int = 512, temperature: float = 0.0,
+                     top_p: float = 1.0, n: int = 1) -> Generation:
+        """One prompt in the calling thread, with the retries of :meth:`generate` (a caller
+        that keeps its own requests in flight, as the simulator's pipelined runner does)."""
+        return self._one(messages, max_new_tokens, temperature, top_p, n)
+
     # -------------------------------------------------------------------- batch
 
     def generate(
