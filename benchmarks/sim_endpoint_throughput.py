@@ -1,8 +1,14 @@
 """Simulation steps/s with a policy behind an OpenAI-compatible endpoint: lockstep rounds
 (the runner before issue 25) against pipelined sessions, K requests in flight.
 
-    python benchmarks/sim_endpoint_throughput.py [--quick] [--ks 16,64,256] [--latencies 50,200]
-        [--zero-k 64] [--per-k 4] [--modes lockstep,pipelined]
+    python benchmarks/sim_endpoint_throughput.py [--quick] [--before-rev REV] [--ks 16,64,256]
+        [--latencies 50,200] [--zero-k 64] [--per-k 4] [--modes before,lockstep,pipelined]
+
+Modes, each run in a fresh process: ``pipelined`` (this tree), ``lockstep`` (this tree
+with ``pipeline=False``: the rounds, but this tree's HTTP client) and ``before`` (the
+``src`` of git revision ``--before-rev``, e.g. the commit before the pipelined runner,
+read with ``git archive``: the runner and the HTTP client as they were). Default:
+before and pipelined with ``--before-rev``, else lockstep and pipelined.
 
 A fake endpoint (Starlette + uvicorn on 127.0.0.1, in its own process so its CPU is not
 the runner's) answers every request after a fixed latency L (``asyncio.sleep``) with a
@@ -18,8 +24,8 @@ request, while every slot has a session), the most requests the endpoint had in 
 and the CPU per step of the runner's process (the OPeRA export at the end included) and
 of the endpoint's.
 L = 0 gives the CPU ceiling. Goals (issue 25): >= 90 % of K / L until the ceiling;
-ceiling >= 818 steps/s on 2 cores. ``--quick`` (about 3 minutes on 2 shared cores): 2K
-sessions per K and fewer configurations.
+ceiling >= 818 steps/s on 2 cores. ``--quick``: 1.5 K sessions per K (at least 64),
+about 3 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
@@ -46,10 +52,10 @@ _STEP = re.compile(r"\(step (\d+)\)")
 
 def answer(content: str) -> str:
     """A valid action for the page at the end of ``content``: a click on one of its names
-    (not a text field), or terminate; the same for the same prompt."""
+    (not a form field), or terminate; the same for the same prompt."""
     page = content.rsplit("# Current page", 1)[-1]
     h = int.from_bytes(hashlib.blake2b(content.encode(), digest_size=8).digest(), "little")
-    names = [n for tag, n in _NAME.findall(page) if tag != "input"]
+    names = [n for tag, n in _NAME.findall(page) if tag not in ("input", "select", "textarea")]
     m = _STEP.search(page)
     step = int(m.group(1)) if m else 1
     if not names or h % 12 == 0 or step >= 40:
@@ -143,38 +149,64 @@ class Endpoint:
 # --------------------------------------------------------------------------- runs
 
 
-def one_run(ep: Endpoint, world_dir: Path, build: Path, users: list[str], out: Path, *, k: int,
-            latency_ms: float, sessions: int, pipeline: bool) -> dict:
+def child(spec: dict) -> None:
+    """One run, in its own process (``--child JSON``): a fresh interpreter for each code path,
+    the source tree on PYTHONPATH (this one, or the ``before`` revision's)."""
     from customer_r1.cli.simulate import simulate
 
-    ep.call("/config", {"latency_s": latency_ms / 1000})
-    n_users = min(len(users), sessions)
-    spu = math.ceil(sessions / n_users)
+    kw = {} if spec["mode"] == "before" else {"pipeline": spec["mode"] == "pipelined"}
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-    srv0 = ep.call("/stats")["cpu_s"]
     t0 = time.perf_counter()
-    m = simulate(world=world_dir, out=out, endpoint=ep.url, model_name="fake", build_config=build,
-                 users=users[:n_users], sessions_per_user=spu, seed=0, concurrency=k, progress=False,
-                 pipeline=pipeline)
+    m = simulate(world=Path(spec["world"]), out=Path(spec["out"]), endpoint=spec["url"], model_name="fake",
+                 build_config=Path(spec["build"]), users=spec["users"], sessions_per_user=spec["spu"],
+                 seed=0, concurrency=spec["k"], progress=False, **kw)
     wall = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    print(json.dumps({"counts": m["counts"], "seconds": m["timing"]["seconds"], "wall": wall, "cpu": cpu}))
+
+
+def one_run(ep: Endpoint, world_dir: Path, build: Path, users: list[str], out: Path, *, k: int,
+            latency_ms: float, sessions: int, mode: str, src: Path) -> dict:
+    ep.call("/config", {"latency_s": latency_ms / 1000})
+    n_users = min(len(users), sessions)
+    spec = {"mode": mode, "world": str(world_dir), "out": str(out), "url": ep.url, "build": str(build),
+            "users": users[:n_users], "spu": math.ceil(sessions / n_users), "k": k}
+    srv0 = ep.call("/stats")["cpu_s"]
+    env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, check=True,
+                         capture_output=True, text=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
     st = ep.call("/stats")
     times = sorted(st["times"])
-    steps = m["counts"]["steps"]
+    steps = got["counts"]["steps"]
     # steady: from the 10th percentile of the answers to the last session's first request
     # (until then every slot has a session: the rate with K sessions in flight)
     t_lo, t_hi = times[int(0.1 * len(times))], max(st["starts"])
     n_mid = sum(1 for t in times if t_lo < t <= t_hi)
     steady = n_mid / (t_hi - t_lo) if n_mid >= 20 and t_hi > t_lo else None
-    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    return {"k": k, "latency_ms": latency_ms, "mode": "pipelined" if pipeline else "lockstep",
-            "sessions": m["counts"]["sessions"], "steps": steps, "requests": len(times),
-            "seconds": m["timing"]["seconds"], "wall": wall,
-            "overall": steps / m["timing"]["seconds"], "steady": steady,
-            "max_in_flight": st["max_in_flight"], "cpu_ms_per_step": 1000 * cpu / max(1, steps),
+    return {"k": k, "latency_ms": latency_ms, "mode": mode,
+            "sessions": got["counts"]["sessions"], "steps": steps, "requests": len(times),
+            "seconds": got["seconds"], "wall": got["wall"], "overall": steps / got["seconds"],
+            "steady": steady,
+            "max_in_flight": st["max_in_flight"], "cpu_ms_per_step": 1000 * got["cpu"] / max(1, steps),
             "server_cpu_ms_per_step": 1000 * (st["cpu_s"] - srv0) / max(1, steps),
-            "errors": m["counts"]["error_steps"],
+            "errors": got["counts"]["error_steps"],
             "sessions_file": (out / "sessions.jsonl").read_bytes()}
+
+
+def before_tree(rev: str, into: Path) -> Path:
+    """The ``src`` folder of revision ``rev`` of this repository (read with ``git archive``;
+    the repository and its worktrees are left as they are)."""
+    repo = Path(__file__).resolve().parents[1]
+    tar = subprocess.run(["git", "-C", str(repo), "archive", rev, "src"], check=True,
+                         capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar, check=True)
+    return into / "src"
+
+
+def _pct(v: float | None, kl: float | None) -> str:
+    return f"{100 * v / kl:5.0f}" if kl and v else f"{'':5}"
 
 
 def main() -> None:
@@ -185,20 +217,30 @@ def main() -> None:
     ap.add_argument("--latencies", default="50,200", help="milliseconds")
     ap.add_argument("--zero-k", type=int, default=64, help="K of the L = 0 (CPU ceiling) rows")
     ap.add_argument("--per-k", type=float, default=4, help="sessions per run = per_k * K (at least 64)")
-    ap.add_argument("--modes", default="lockstep,pipelined")
+    ap.add_argument("--modes", default=None,
+                    help="lockstep (this tree, pipeline=False), pipelined (this tree), before (the "
+                         "--before-rev revision's runner, as it was)")
+    ap.add_argument("--before-rev", help="a git revision before the pipelined runner: adds mode 'before'")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    if args.child:
+        child(json.loads(args.child))
+        return
     if args.quick:
-        args.per_k = 2
+        args.per_k = 1.5
 
     from customer_r1.world import WorldConfig
     from customer_r1.world.generate import world_base
 
     ks = [int(x) for x in args.ks.split(",")]
     lats = [float(x) for x in args.latencies.split(",")]
-    modes = args.modes.split(",")
+    modes = (args.modes or ("before,pipelined" if args.before_rev else "lockstep,pipelined")).split(",")
+    if "before" in modes and not args.before_rev:
+        ap.error("mode 'before' needs --before-rev")
+    here = Path(__file__).resolve().parents[1] / "src"
     configs = [(k, lat) for lat in lats for k in ks] + [(args.zero_k, 0.0)]
     cfg = WorldConfig(users=80, sessions_per_user=20, seed=0, page_size="compact")
     world = world_base(cfg, population=False)
@@ -213,21 +255,25 @@ def main() -> None:
         build = root / "build.json"
         build.write_text(json.dumps({"config": {"prompt_style": "compact", "token_budget": None,
                                                 "tokenizer": None, "max_history_steps": 3}}))
+        srcs = {m: here for m in modes}
+        if "before" in modes:
+            (root / "before").mkdir()
+            srcs["before"] = before_tree(args.before_rev, root / "before")
         for k, lat in configs:
             n = max(64, int(args.per_k * k))
             got = {}
             for mode in modes:
                 r = one_run(ep, root / "world", build, users, root / f"{mode}-{k}-{lat:g}", k=k,
-                            latency_ms=lat, sessions=n, pipeline=mode == "pipelined")
+                            latency_ms=lat, sessions=n, mode=mode, src=srcs[mode])
                 got[mode] = r
                 rows.append(r)
                 print(f"  K={k:4d} L={lat:5g} ms {mode:10s} {r['overall']:7.1f} steps/s "
                       f"({r['steps']} steps, {r['wall']:.1f} s)", file=sys.stderr, flush=True)
-            if len(got) == 2:
-                same = got["lockstep"]["sessions_file"] == got["pipelined"]["sessions_file"]
+            if len(got) > 1:
+                same = len({r["sessions_file"] for r in got.values()}) == 1
                 for r in got.values():
                     r["identical"] = same
-                assert same, f"K={k} L={lat}: the pipelined run's sessions differ from lockstep's"
+                assert same, f"K={k} L={lat}: the sessions of {', '.join(got)} differ"
     total = time.perf_counter() - t_all
     load_after = os.getloadavg()
 
@@ -238,13 +284,14 @@ def main() -> None:
             f"{'%K/L':>5} {'steady':>7} {'%K/L':>5} {'max in flight':>13} {'cpu ms/step':>11} "
             f"{'srv ms/step':>11} {'same':>4}")
     print(head)
+    if "before" in modes:
+        print(f"(before: the runner of {args.before_rev}, lockstep rounds and one shared HTTP pool)")
     for r in rows:
         kl = r["k"] / (r["latency_ms"] / 1000) if r["latency_ms"] else None
-        pct = (lambda v: f"{100 * v / kl:5.0f}" if kl and v else f"{'':5}")  # noqa: E731
         steady = f"{r['steady']:7.1f}" if r["steady"] else f"{'':7}"
         print(f"{r['k']:4d} {r['latency_ms']:5g} {r['mode']:10} {r['sessions']:8d} {r['steps']:6d} "
-              f"{(f'{kl:7.0f}' if kl else '    inf')} {r['overall']:8.1f} {pct(r['overall'])} {steady} "
-              f"{pct(r['steady'])} {r['max_in_flight']:13d} {r['cpu_ms_per_step']:11.2f} "
+              f"{(f'{kl:7.0f}' if kl else '    inf')} {r['overall']:8.1f} {_pct(r['overall'], kl)} {steady} "
+              f"{_pct(r['steady'], kl)} {r['max_in_flight']:13d} {r['cpu_ms_per_step']:11.2f} "
               f"{r['server_cpu_ms_per_step']:11.2f} {('yes' if r.get('identical') else '-'):>4}")
     piped = [r for r in rows if r["mode"] == "pipelined"]
     zero = [r for r in piped if not r["latency_ms"]]
