@@ -14,6 +14,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from killkit import cli_env, complete_lines, kill_at_lines, read_rows, run_cli, tear_last_line
@@ -225,3 +226,68 @@ def test_pipelined_run_resumes_after_kill_9(world_dir, build, tmp_path):
     assert complete_lines(killed / "sessions.jsonl") == 72
     assert read_rows(killed / "sessions.jsonl", "key") == read_rows(whole / "sessions.jsonl", "key")
     assert (killed / "sessions.jsonl").read_bytes() == (whole / "sessions.jsonl").read_bytes()
+
+
+def test_a_slow_backend_steps_in_threads_and_its_crashes_rerun_as_in_lockstep(world_dir, build, tmp_path):
+    """A backend like the browser (``parallel``: its steps run in the runner's threads) that
+    crashes: once on some sessions (rerun from their seed) and always on one (recorded as
+    ``browser_crash`` after the reruns); the same records and counts in both modes."""
+    from customer_r1.cli.simulate import _users
+    from customer_r1.evaluation.backends.openai_api import OpenAIBackend
+    from customer_r1.sim.env import BackendCrashed, InProcessShop, ShopEnv
+    from customer_r1.sim.policies import EndpointPolicy
+    from customer_r1.sim.prompts import load_build_config
+    from customer_r1.sim.runner import Runner, RunSpec, plan_jobs
+    from customer_r1.world.load import load_world
+
+    w = load_world(world_dir)
+    people = dict(list(_users(w, None, None).items())[:5])
+    doomed = plan_jobs(list(people), 2, 6)[3].seed
+
+    class Flaky(InProcessShop):
+        parallel = True
+        crashed: ClassVar[set[int]] = set()
+        threads: ClassVar[set[str]] = set()
+        lock = threading.Lock()
+
+        def start(self, user, seed, variant, deals=None):
+            self.seed, self.n = seed, 0
+            return super().start(user, seed, variant, deals)
+
+        def act(self, action):
+            self.n += 1
+            with self.lock:
+                self.threads.add(threading.current_thread().name)
+                once = self.seed % 3 == 0 and self.n == 2 and self.seed not in self.crashed
+                if once:
+                    self.crashed.add(self.seed)
+            if once or (self.seed == doomed and self.n == 1):
+                raise BackendCrashed("the page died")
+            return super().act(action)
+
+        def recover(self):
+            self.session = None
+
+    def run(out: Path, pipeline: bool) -> tuple[dict, Runner]:
+        Flaky.crashed, Flaky.threads = set(), set()
+        backend = OpenAIBackend(server.url, "m", concurrency=4)
+        policy = EndpointPolicy(backend, load_build_config(build), people)
+        spec = RunSpec(world=str(world_dir), world_config={}, policy=policy.describe(), variant=None,
+                       variant_name="control", seed=6, users=list(people), sessions_per_user=2,
+                       max_steps=w.config.max_steps, max_consecutive_errors=3, split="test",
+                       backend="inprocess")
+        runner = Runner(w, policy, spec, out, users=people, env_factory=lambda: ShopEnv(w, backend=Flaky(w)),
+                        concurrency=4, progress=False, pipeline=pipeline)
+        try:
+            return runner.run(), runner
+        finally:
+            policy.close()
+
+    with FakeOpenAI(shopper) as server:
+        old, r_old = run(tmp_path / "lock", False)
+        new, r_new = run(tmp_path / "pipe", True)
+    assert any(t.startswith("sim-step") for t in Flaky.threads)
+    assert _bytes(tmp_path / "lock") == _bytes(tmp_path / "pipe")
+    assert old["counts"] == new["counts"] and new["counts"]["end_reasons"]["browser_crash"] == 1
+    assert r_old.crash_counts == r_new.crash_counts
+    assert r_new.crash_counts["reruns"] >= 4 and r_new.crash_counts["sessions_lost_to_crashes"] == 1
