@@ -34,6 +34,7 @@ import hashlib
 import json
 import platform
 import queue
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -367,8 +368,6 @@ class Runner:
         (a thread of the pool when the backend is slow, as a browser) and sends the next
         request at once, so building prompts and stepping overlap the waiting. The sessions
         are the same as in lockstep: each depends on its seed and its own decisions only."""
-        from customer_r1.evaluation.predict import append_jsonl
-
         k = self.concurrency
         envs = [self.env_factory() for _ in range(k)]
         parallel = k > 1 and any(getattr(e.backend, "parallel", False) for e in envs)
@@ -411,9 +410,11 @@ class Runner:
             run("start", i, job, self._start, job, envs[i])
 
         try:
-            with path.open("a", encoding="utf-8") as fh, self._progress(total, already) as bar:
+            with path.open("a", encoding="utf-8") as fh, self._progress(total, already) as bar, \
+                    _Writer(fh) as writer:
                 task = bar.add_task("sim", total=total, completed=already, rate="")
                 while True:
+                    writer.check()
                     while free and todo:
                         start(free.pop())
                     if not ready and not outstanding:
@@ -468,8 +469,8 @@ class Runner:
                             start(i)
                         else:
                             free.append(i)
-                    if records:  # one write (flush + fsync) for the sessions that ended together
-                        append_jsonl(fh, records)
+                    if records:  # written (flush + fsync) by the writer's thread, off this one's way
+                        writer.put(records)
                         for key in ended:
                             self.policy.end(key)
                         finished += len(records)
@@ -573,6 +574,60 @@ class Runner:
         if shot is not None:
             record["final_screenshot"] = self._save_shot(s, len(s.record), shot)
         return record
+
+
+class _Writer:
+    """Appends finished sessions to ``sessions.jsonl`` from its own thread (flush + fsync
+    per batch, all that queued meanwhile in one), so the runner's loop never waits on the
+    disk. Leaving the ``with`` writes what was queued; a write error is raised in the loop
+    (:meth:`check`) or on leaving."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sim-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        return self
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        self.queue.put(records)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        from customer_r1.evaluation.predict import append_jsonl
+
+        end = False
+        while not end:
+            batch = self.queue.get()
+            if batch is None:
+                break
+            rows = list(batch)
+            while True:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    end = True
+                    break
+                rows.extend(more)
+            try:
+                append_jsonl(self.fh, rows)
+            except BaseException as exc:  # handed to the loop's thread
+                self.error = exc
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc[0] is None:
+            self.check()
 
 
 def _step_seed(session_seed_: int, t: int) -> int:
