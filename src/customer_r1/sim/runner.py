@@ -372,7 +372,6 @@ class Runner:
         envs = [self.env_factory() for _ in range(k)]
         parallel = k > 1 and any(getattr(e.backend, "parallel", False) for e in envs)
         pool = ThreadPoolExecutor(k, thread_name_prefix="sim-step") if parallel else None
-        slots: list[_Slot | None] = [None] * k
         free = list(range(k - 1, -1, -1))  # slots with no session and nothing outstanding
         events: queue.SimpleQueue[tuple[str, int, Any, Any]] = queue.SimpleQueue()
         ready: deque[tuple[str, int, Any, Any]] = deque()  # events of work done inline
@@ -447,7 +446,6 @@ class Runner:
                                 rec = self._finish(got, StepResult(got.obs, True, {
                                     "end_reason": got.env.end_reason, **got.start_info}))
                             else:
-                                slots[i] = got
                                 ask(i, got)
                                 continue
                         else:  # "step": slot i's env took the action
@@ -461,7 +459,6 @@ class Runner:
                                     ask(i, s)
                                     continue
                                 rec = self._finish(s, got)
-                        slots[i] = None
                         if rec is not None:
                             records.append(rec)
                             ended.append(job.key)
