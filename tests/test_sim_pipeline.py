@@ -60,7 +60,7 @@ def _run(world_dir, build, server, out, **kw):
 
 
 def test_pipelined_sessions_equal_lockstep_ones_and_never_exceed_k_in_flight(world_dir, build, tmp_path):
-    with FakeOpenAI(shopper, delay_s=0.01) as server:
+    with FakeOpenAI(shopper, delay_s=0.03) as server:
         old = _run(world_dir, build, server, tmp_path / "lockstep", pipeline=False)
         server.max_in_flight = 0
         new = _run(world_dir, build, server, tmp_path / "pipelined")
@@ -84,7 +84,7 @@ def test_pipelined_sessions_equal_lockstep_ones_and_never_exceed_k_in_flight(wor
 
 
 def test_a_slow_session_does_not_hold_the_others(world_dir, build, tmp_path):
-    """Two sessions, K = 2; one user's every answer takes 0.4 s. In lockstep the other
+    """Two sessions, K = 2; one user's every answer takes 0.8 s. In lockstep the other
     session gets one step per slow answer; pipelined it finishes meanwhile."""
     from customer_r1.sim.prompts import load_build_config
     from customer_r1.world.load import load_world
@@ -104,7 +104,7 @@ def test_a_slow_session_does_not_hold_the_others(world_dir, build, tmp_path):
         t0 = time.monotonic()
         slow = content.startswith(persona)
         if slow:
-            time.sleep(0.4)
+            time.sleep(0.8)
         step = int(re.search(r"\(step (\d+)\)", content).group(1))
         with lock:
             log.append(("slow" if slow else "fast", t0, time.monotonic()))
@@ -140,9 +140,10 @@ def _first_obs(world, user_id):
     return ShopEnv(world).reset(user_id, job.seed)
 
 
-def test_endpoint_timeouts_and_failures_become_error_steps_as_in_lockstep(world_dir, build, tmp_path):
-    """Requests that time out are retried by the backend, then the step is an error step
-    naming the timeout; the same records in both modes."""
+def test_endpoint_failures_and_timeouts_become_error_steps_as_in_lockstep(world_dir, build, tmp_path):
+    """A request that fails (the connection dropped: a network error) or times out is
+    retried by the backend, then by the policy, then the step is an error step naming why;
+    the same records in both modes."""
     from customer_r1.cli.simulate import _users
     from customer_r1.evaluation.backends.openai_api import OpenAIBackend
     from customer_r1.sim.env import ShopEnv
@@ -154,34 +155,49 @@ def test_endpoint_timeouts_and_failures_become_error_steps_as_in_lockstep(world_
     w = load_world(world_dir)
     people = dict(list(_users(w, None, None).items())[:4])
 
-    def reply(content: str) -> str:
-        if "(step 2)" in content:
-            time.sleep(1.0)  # past the client's timeout: retried, then given up
-        return shopper(content)
-
-    def run(out: Path, pipeline: bool) -> dict:
-        backend = OpenAIBackend(server.url, "m", concurrency=3, timeout=0.25, max_retries=1,
+    def run(out: Path, pipeline: bool, users: dict, *, timeout: float, retries: int) -> dict:
+        backend = OpenAIBackend(server.url, "m", concurrency=3, timeout=timeout, max_retries=retries,
                                 sleep=lambda s: None)
-        policy = EndpointPolicy(backend, load_build_config(build), people, retries=1)
+        policy = EndpointPolicy(backend, load_build_config(build), users, retries=retries)
         spec = RunSpec(world=str(world_dir), world_config={}, policy=policy.describe(), variant=None,
-                       variant_name="control", seed=2, users=list(people), sessions_per_user=2,
+                       variant_name="control", seed=2, users=list(users), sessions_per_user=2,
                        max_steps=w.config.max_steps, max_consecutive_errors=2, split="test",
                        backend="inprocess")
         try:
-            return Runner(w, policy, spec, out, users=people, env_factory=lambda: ShopEnv(w),
+            return Runner(w, policy, spec, out, users=users, env_factory=lambda: ShopEnv(w),
                           concurrency=3, progress=False, pipeline=pipeline).run()
         finally:
             policy.close()
 
-    with FakeOpenAI(reply) as server:
-        old = run(tmp_path / "lock", False)
-        new = run(tmp_path / "pipe", True)
+    def dropped(content: str) -> str:
+        if "(step 2)" in content:
+            raise ConnectionAbortedError("the server drops this one")  # no answer: a network error
+        return shopper(content)
+
+    with FakeOpenAI(dropped) as server:
+        old = run(tmp_path / "lock", False, people, timeout=30, retries=1)
+        new = run(tmp_path / "pipe", True, people, timeout=30, retries=1)
     assert _bytes(tmp_path / "lock") == _bytes(tmp_path / "pipe")
     assert old["counts"] == new["counts"]
     _, records = load_run(tmp_path / "pipe")
     failed = [e for r in records for e in r["steps"] if e.get("policy_error")]
-    assert failed and all(e["policy_error"].startswith("gave up after 2 attempts: timeout") for e in failed)
+    assert failed and all(e["policy_error"].startswith("gave up after 2 attempts: network error")
+                          for e in failed)
     assert all(e["error_kind"] == "malformed" and e["policy"]["attempts"] == 2 for e in failed)
+
+    def slow(content: str) -> str:
+        if "(step 2)" in content:
+            time.sleep(2.5)  # past the client's timeout
+        return shopper(content)
+
+    one = dict(list(people.items())[:1])
+    with FakeOpenAI(slow) as server:
+        run(tmp_path / "lock_t", False, one, timeout=1.5, retries=0)
+        run(tmp_path / "pipe_t", True, one, timeout=1.5, retries=0)
+    assert _bytes(tmp_path / "lock_t") == _bytes(tmp_path / "pipe_t")
+    _, records = load_run(tmp_path / "pipe_t")
+    failed = [e for r in records for e in r["steps"] if e.get("policy_error")]
+    assert failed and all(e["policy_error"].startswith("gave up after 1 attempts: timeout") for e in failed)
 
 
 def test_a_fatal_endpoint_answer_stops_the_pipelined_run(world_dir, build, tmp_path):
