@@ -1,5 +1,6 @@
-"""Simulation steps/s with a policy behind an OpenAI-compatible endpoint: lockstep rounds
-(the runner before issue 25) against pipelined sessions, K requests in flight.
+"""Steps/s of simulated shoppers behind an OpenAI-compatible endpoint, lockstep vs pipelined.
+
+Lockstep rounds (the runner before issue 25) against pipelined sessions, K requests in flight.
 
     python benchmarks/sim_endpoint_throughput.py [--quick] [--before-rev REV] [--ks 16,64,256]
         [--latencies 50,200] [--zero-k 64] [--per-k 4] [--modes before,lockstep,pipelined]
@@ -220,7 +221,8 @@ def _pct(v: float | None, kl: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--quick", action="store_true", help="about 3 minutes on 2 shared cores")
+    ap.add_argument("--quick", action="store_true",
+                    help="1.5 K sessions per K: about 3 minutes on 2 quiet cores (5 on busy ones)")
     ap.add_argument("--ks", default="16,64,256")
     ap.add_argument("--latencies", default="50,200", help="milliseconds")
     ap.add_argument("--zero-k", type=int, default=64, help="K of the L = 0 (CPU ceiling) rows")
