@@ -75,7 +75,9 @@ def run(
         "--variant", help="Site variant: a built-in name or a YAML file (repeat to combine).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Run seed (each session's seed derives from it).")] = 0,
     concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, help="Sessions in flight (a checkpoint batches their steps).")] = 1,
+        "--concurrency", min=1,
+        help="Sessions in flight (a checkpoint batches their steps; with --endpoint each advances "
+             "on its own, up to N requests in flight).")] = 1,
     shard: Annotated[str, typer.Option(
         "--shard", help="i/n: run every n-th session (merge with `sim merge`).")] = "0/1",
     backend: Annotated[str, typer.Option(

@@ -169,8 +169,10 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
              start_url: str | None = None, allow: list[str] | None = None, screenshots: bool = False,
              step_timeout: float = 10.0, time_budget: float | None = None,
              token_budget: int | None = None, page_kinds: Path | None = None,
-             words: Path | None = None) -> dict[str, Any]:
-    """The body of ``sim run`` as a function (the demo and ``sim ab`` call it)."""
+             words: Path | None = None, pipeline: bool | None = None) -> dict[str, Any]:
+    """The body of ``sim run`` as a function (the demo and ``sim ab`` call it).
+    ``pipeline=False`` keeps an endpoint's sessions in lockstep rounds (the runner's code
+    path before pipelining, for benchmarks)."""
     from contextlib import ExitStack
 
     from customer_r1.sim.env import EnvConfig, ShopEnv
@@ -246,7 +248,8 @@ def simulate(*, world: Path, out: Path, policy: str | None = None, model: str | 
             def factory() -> ShopEnv:
                 return ShopEnv(w, env_cfg)
         runner = Runner(w, pol, spec, out, users=people, env_factory=factory, variant=v,
-                        concurrency=concurrency, progress=progress, console=console or _err)
+                        concurrency=concurrency, progress=progress, console=console or _err,
+                        pipeline=pipeline)
         return runner.run()
 
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -407,7 +409,13 @@ def _rank_batch(ranker: Any, prompts: list[list[dict[str, str]]], pages: list[tu
 
 
 class EndpointPolicy(BasePolicy):
-    """An OpenAI-compatible endpoint: generate, parse, retry what does not parse."""
+    """An OpenAI-compatible endpoint: generate, parse, retry what does not parse.
+
+    Two ways to drive it, with the same decisions for the same prompts: ``act_batch`` (one
+    round of requests for the steps of every session in flight) and ``submit`` (one step's
+    request, answered by a future), which the runner uses to let every session advance on
+    its own with up to ``--concurrency`` requests in flight (see :mod:`customer_r1.sim.runner`).
+    """
 
     name = "endpoint"
 
@@ -421,11 +429,36 @@ class EndpointPolicy(BasePolicy):
         self.max_new_tokens = max_new_tokens
         self.build = build
         self.invalid = 0  # outputs that did not parse (each retried or failed)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _names(self, request: ActRequest) -> list[str] | None:
+        """The page's names, when the model writes handles that must be turned into them."""
+        return candidates_of(request.observation)[0] if self.prompts.handles else None
+
+    def _read(self, g: Any, names: list[str] | None,
+              attempt: int) -> tuple[PolicyAction | None, tuple[str, str]]:
+        """A generation as a decision, or (None, (why, raw)) when it must be retried."""
+        if not g.ok:
+            return None, (g.error or "request failed", "")
+        pred, why = try_parse(g.text, require_rationale=self.prompts.with_rationale)
+        if pred is None:
+            with self._lock:
+                self.invalid += 1
+            return None, (f"unparsable output: {why}", g.text or "")
+        action = pred.action
+        if names is not None:  # the model wrote handles; the site wants names
+            action = from_handle(action, names)
+        return PolicyAction(action, pred.rationale or "", raw=g.text or "",
+                            info={"attempts": attempt + 1}), ("", "")
+
+    def _failed(self, why: str, raw: str) -> PolicyAction:
+        return PolicyAction(None, "", raw=raw[:2000], info={"error": why, "attempts": self.retries + 1})
 
     def act_batch(self, requests: Sequence[ActRequest]) -> list[PolicyAction]:
         prompts = [self.prompts.messages(r.session_id, r.persona.user_id, r.history, r.observation)
                    for r in requests]
-        need = self.prompts.with_rationale
+        names = [self._names(r) for r in requests]
         out: list[PolicyAction | None] = [None] * len(requests)
         last: dict[int, tuple[str, str]] = {}
         todo = list(range(len(requests)))
@@ -434,28 +467,41 @@ class EndpointPolicy(BasePolicy):
                                          temperature=self.temperature)
             again = []
             for i, g in zip(todo, gens, strict=True):
-                if not g.ok:
-                    last[i] = (g.error or "request failed", "")
+                out[i], last[i] = self._read(g, names[i], attempt)
+                if out[i] is None:
                     again.append(i)
-                    continue
-                pred, why = try_parse(g.text, require_rationale=need)
-                if pred is None:
-                    self.invalid += 1
-                    last[i] = (f"unparsable output: {why}", g.text or "")
-                    again.append(i)
-                    continue
-                action = pred.action
-                if self.prompts.handles:  # the model wrote handles; the site wants names
-                    action = from_handle(action, candidates_of(requests[i].observation)[0])
-                out[i] = PolicyAction(action, pred.rationale or "", raw=g.text or "",
-                                      info={"attempts": attempt + 1})
             todo = again
             if not todo:
                 break
         for i in todo:
-            why, raw = last[i]
-            out[i] = PolicyAction(None, "", raw=raw[:2000], info={"error": why, "attempts": self.retries + 1})
+            out[i] = self._failed(*last[i])
         return [o for o in out if o is not None]
+
+    def submit(self, request: ActRequest) -> Future[PolicyAction]:
+        """One step's decision, in the background: the prompt is built here (in the caller's
+        thread), the requests, their retries and the parsing run in one of the policy's
+        ``backend.concurrency`` threads, so at most that many requests are in flight."""
+        prompt = self.prompts.messages(request.session_id, request.persona.user_id, request.history,
+                                       request.observation)
+        names = self._names(request)
+        if self._pool is None:
+            size = max(1, int(getattr(self.backend, "concurrency", 8)))
+            self._pool = ThreadPoolExecutor(size, thread_name_prefix="sim-endpoint")
+        return self._pool.submit(self._decide, prompt, names)
+
+    def _decide(self, prompt: list[dict[str, str]], names: list[str] | None) -> PolicyAction:
+        one = getattr(self.backend, "generate_one", None)
+        last = ("", "")
+        for attempt in range(self.retries + 1):
+            if one is not None:
+                g = one(prompt, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
+            else:
+                [g] = self.backend.generate([prompt], max_new_tokens=self.max_new_tokens,
+                                            temperature=self.temperature)
+            got, last = self._read(g, names, attempt)
+            if got is not None:
+                return got
+        return self._failed(*last)
 
     def describe(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -466,6 +512,8 @@ class EndpointPolicy(BasePolicy):
                 "build": {k: v for k, v in asdict(self.build).items() if k not in ("extra",)}}
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.backend.close()
 
 

@@ -33,10 +33,12 @@ import contextlib
 import hashlib
 import json
 import platform
+import queue
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -159,7 +161,8 @@ class Runner:
     def __init__(self, world: World, policy: Policy, spec: RunSpec, out_dir: str | Path, *,
                  users: dict[str, User], env_factory: Callable[[], ShopEnv],
                  variant: SiteVariant | None = None, concurrency: int = 1,
-                 progress: bool = True, console: Any = None, max_reruns: int = 3) -> None:
+                 progress: bool = True, console: Any = None, max_reruns: int = 3,
+                 pipeline: bool | None = None) -> None:
         if concurrency < 1:
             raise BadOption(f"concurrency must be >= 1, got {concurrency}", "--concurrency")
         self.world, self.policy, self.spec = world, policy, spec
@@ -171,6 +174,8 @@ class Runner:
         self.progress = progress
         self.console = console
         self.max_reruns = max_reruns
+        #: None: pipelined when the policy can (``submit``); False: lockstep rounds always
+        self.pipeline = pipeline
         self.crash_counts: Counter[str] = Counter()  # crashes, reruns, sessions given up
         self.backend_stats: Counter[str] = Counter()
 
@@ -233,9 +238,51 @@ class Runner:
         planned = len(self.spec.users) * self.spec.sessions_per_user
         return manifest if manifest.get("counts", {}).get("sessions") == planned else None
 
-    def _loop(self, todo: deque[SessionJob], path: Path, total: int, already: int) -> int:
+    def _crashed(self, env: ShopEnv, todo: deque[SessionJob], reruns: Counter[str], job: SessionJob,
+                 slot: _Slot | None, exc: BackendCrashed) -> dict[str, Any] | None:
+        """Recover a slot's backend; requeue the job, or give it up after max_reruns."""
+        self.crash_counts["crashes"] += 1
+        self.policy.end(job.key)
+        env.backend.recover()  # type: ignore[attr-defined]
+        if reruns[job.key] < self.max_reruns:
+            reruns[job.key] += 1
+            self.crash_counts["reruns"] += 1
+            todo.appendleft(job)
+            return None
+        self.crash_counts["sessions_lost_to_crashes"] += 1
+        s = slot or _Slot(job, env, Observation("", "", {}))
+        fake = StepResult(s.obs, True, {"end_reason": "browser_crash", "error": str(exc)})
+        return self._finish(s, fake)
+
+    def _progress(self, total: int, already: int) -> Any:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        cols = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("sessions · {task.fields[rate]}"), TimeElapsedColumn())
+        return Progress(*cols, console=self.console, disable=not self.progress, transient=True)
+
+    def _close_envs(self, envs: list[ShopEnv]) -> None:
+        for env in envs:
+            self.backend_stats.update(getattr(env.backend, "stats", {}))
+            env.close()
+        browser = getattr(envs[0].backend, "browser", None) if envs else None
+        if browser is not None:
+            self.crash_counts["browser_restarts"] = getattr(browser, "restarts", 0)
+            self.crash_counts["browser_level_blocked"] = len(getattr(browser, "blocked", []))
+
+    def pipelined(self) -> bool:
+        """Whether sessions advance on their own (a policy that answers one step at a time
+        through a future, an endpoint) rather than in lockstep rounds (batched policies)."""
+        return self.pipeline is not False and callable(getattr(self.policy, "submit", None))
+
+    def _loop(self, todo: deque[SessionJob], path: Path, total: int, already: int) -> int:
+        if self.pipelined():
+            return self._pipelined_loop(todo, path, total, already)
+        return self._lockstep_loop(todo, path, total, already)
+
+    def _lockstep_loop(self, todo: deque[SessionJob], path: Path, total: int, already: int) -> int:
+        """Rounds: start sessions in free slots, decide every active session's step in one
+        ``act_batch`` (one batched forward of a checkpoint), then step every env."""
         from customer_r1.evaluation.predict import append_jsonl
 
         slots: list[_Slot | None] = [None] * self.concurrency
@@ -246,8 +293,6 @@ class Runner:
         t0 = time.perf_counter()
         finished = 0
         reruns: Counter[str] = Counter()
-        cols = (TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("sessions · {task.fields[rate]}"), TimeElapsedColumn())
 
         def each(fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> list[Any]:
             """fn(*item) for every item, in threads for a slow backend; a crash is returned."""
@@ -260,23 +305,10 @@ class Runner:
 
         def crashed(i: int, job: SessionJob, slot: _Slot | None,
                     exc: BackendCrashed) -> dict[str, Any] | None:
-            """Recover slot i's backend; requeue the job, or give it up after max_reruns."""
-            self.crash_counts["crashes"] += 1
-            self.policy.end(job.key)
-            envs[i].backend.recover()  # type: ignore[attr-defined]
-            if reruns[job.key] < self.max_reruns:
-                reruns[job.key] += 1
-                self.crash_counts["reruns"] += 1
-                todo.appendleft(job)
-                return None
-            self.crash_counts["sessions_lost_to_crashes"] += 1
-            s = slot or _Slot(job, envs[i], Observation("", "", {}))
-            fake = StepResult(s.obs, True, {"end_reason": "browser_crash", "error": str(exc)})
-            return self._finish(s, fake)
+            return self._crashed(envs[i], todo, reruns, job, slot, exc)
 
         try:
-            with path.open("a", encoding="utf-8") as fh, Progress(
-                    *cols, console=self.console, disable=not self.progress, transient=True) as bar:
+            with path.open("a", encoding="utf-8") as fh, self._progress(total, already) as bar:
                 task = bar.add_task("sim", total=total, completed=already, rate="")
                 while todo or any(slots):
                     starting = []
@@ -326,13 +358,126 @@ class Runner:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-            for env in envs:
-                self.backend_stats.update(getattr(env.backend, "stats", {}))
-                env.close()
-            browser = getattr(envs[0].backend, "browser", None) if envs else None
-            if browser is not None:
-                self.crash_counts["browser_restarts"] = getattr(browser, "restarts", 0)
-                self.crash_counts["browser_level_blocked"] = len(getattr(browser, "blocked", []))
+            self._close_envs(envs)
+        return steps
+
+    def _pipelined_loop(self, todo: deque[SessionJob], path: Path, total: int, already: int) -> int:
+        """Every session on its own: prompt, request, step, next prompt. A session's request
+        is a future of the policy (at most one per session, so at most ``concurrency`` in
+        flight); its answer comes back through a queue and the main thread steps the env
+        (a thread of the pool when the backend is slow, as a browser) and sends the next
+        request at once, so building prompts and stepping overlap the waiting. The sessions
+        are the same as in lockstep: each depends on its seed and its own decisions only."""
+        k = self.concurrency
+        envs = [self.env_factory() for _ in range(k)]
+        parallel = k > 1 and any(getattr(e.backend, "parallel", False) for e in envs)
+        pool = ThreadPoolExecutor(k, thread_name_prefix="sim-step") if parallel else None
+        free = list(range(k - 1, -1, -1))  # slots with no session and nothing outstanding
+        events: queue.SimpleQueue[tuple[str, int, Any, Any]] = queue.SimpleQueue()
+        ready: deque[tuple[str, int, Any, Any]] = deque()  # events of work done inline
+        outstanding = 0  # futures whose event has not come back yet
+        reruns: Counter[str] = Counter()
+        steps = finished = 0
+        t0 = time.perf_counter()
+        submit = self.policy.submit  # type: ignore[attr-defined]
+
+        def run(kind: str, i: int, tag: Any, fn: Callable[..., Any], *args: Any) -> None:
+            """fn(*args) for slot i: in the pool for a slow backend, else here; its result
+            (or the crash) comes back as the event (kind, i, tag, result)."""
+            nonlocal outstanding
+
+            def safe() -> Any:
+                try:
+                    return fn(*args)
+                except BackendCrashed as exc:
+                    return exc
+            if pool is None:
+                ready.append((kind, i, tag, safe()))
+                return
+            outstanding += 1
+            pool.submit(safe).add_done_callback(lambda f: events.put((kind, i, tag, f)))
+
+        def ask(i: int, s: _Slot) -> None:
+            nonlocal outstanding
+            req = ActRequest(s.job.key, s.obs, s.history, self.users[s.job.user_id],
+                             seed=_step_seed(s.job.seed, s.calls))
+            outstanding += 1
+            submit(req).add_done_callback(lambda f: events.put(("act", i, s, f)))
+
+        def start(i: int) -> None:
+            job = todo.popleft()
+            run("start", i, job, self._start, job, envs[i])
+
+        try:
+            with path.open("a", encoding="utf-8") as fh, self._progress(total, already) as bar, \
+                    _Writer(fh) as writer:
+                task = bar.add_task("sim", total=total, completed=already, rate="")
+                while True:
+                    writer.check()
+                    while free and todo:
+                        start(free.pop())
+                    if not ready and not outstanding:
+                        break
+                    if not ready:  # wait for one answer, then take all that came meanwhile
+                        ready.append(events.get())
+                        outstanding -= 1
+                        while True:
+                            try:
+                                ready.append(events.get_nowait())
+                            except queue.Empty:
+                                break
+                            outstanding -= 1
+                    records: list[dict[str, Any]] = []
+                    ended: list[str] = []
+                    while ready:
+                        kind, i, tag, got = ready.popleft()
+                        if isinstance(got, Future):  # an error of the policy or the backend raises here
+                            got = got.result()
+                        rec = None
+                        if kind == "act":  # the policy's decision for slot i's session
+                            s = tag
+                            run("step", i, s, self._step, s, got)
+                            continue
+                        if kind == "start":
+                            job = tag
+                            if isinstance(got, BackendCrashed):
+                                rec = self._crashed(envs[i], todo, reruns, job, None, got)
+                            elif got.env.done:  # the first page already ended it (the fence)
+                                rec = self._finish(got, StepResult(got.obs, True, {
+                                    "end_reason": got.env.end_reason, **got.start_info}))
+                            else:
+                                ask(i, got)
+                                continue
+                        else:  # "step": slot i's env took the action
+                            s = tag
+                            job = s.job
+                            if isinstance(got, BackendCrashed):
+                                rec = self._crashed(envs[i], todo, reruns, job, s, got)
+                            else:
+                                steps += 1
+                                if not got.done:
+                                    ask(i, s)
+                                    continue
+                                rec = self._finish(s, got)
+                        if rec is not None:
+                            records.append(rec)
+                            ended.append(job.key)
+                        if todo:  # the free slot starts the next session at once
+                            start(i)
+                        else:
+                            free.append(i)
+                    if records:  # written (flush + fsync) by the writer's thread, off this one's way
+                        writer.put(records)
+                        for key in ended:
+                            self.policy.end(key)
+                        finished += len(records)
+                        el = max(1e-9, time.perf_counter() - t0)
+                        bar.update(task, completed=already + finished,
+                                   rate=f"{finished / el:.2f} sessions/s · {steps / el:.1f} steps/s")
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            self._close_envs(envs)
         return steps
 
     def _start(self, job: SessionJob, env: ShopEnv) -> _Slot:
@@ -430,6 +575,60 @@ class Runner:
         if shot is not None:
             record["final_screenshot"] = self._save_shot(s, len(s.record), shot)
         return record
+
+
+class _Writer:
+    """Appends finished sessions to ``sessions.jsonl`` from its own thread (flush + fsync
+    per batch, all that queued meanwhile in one), so the runner's loop never waits on the
+    disk. Leaving the ``with`` writes what was queued; a write error is raised in the loop
+    (:meth:`check`) or on leaving."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.queue: queue.SimpleQueue[list[dict[str, Any]] | None] = queue.SimpleQueue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sim-writer", daemon=True)
+
+    def __enter__(self) -> _Writer:
+        self.thread.start()
+        return self
+
+    def put(self, records: list[dict[str, Any]]) -> None:
+        self.queue.put(records)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        from customer_r1.evaluation.predict import append_jsonl
+
+        end = False
+        while not end:
+            batch = self.queue.get()
+            if batch is None:
+                break
+            rows = list(batch)
+            while True:
+                try:
+                    more = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    end = True
+                    break
+                rows.extend(more)
+            try:
+                append_jsonl(self.fh, rows)
+            except BaseException as exc:  # handed to the loop's thread
+                self.error = exc
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if exc[0] is None:
+            self.check()
 
 
 def _step_seed(session_seed_: int, t: int) -> int:
