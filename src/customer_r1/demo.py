@@ -625,14 +625,14 @@ def print_table(results: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- simulation
 
 SIM_DEFAULTS: dict[str, Any] = {"users": 20, "sessions_per_user": 2, "concurrency": 16, "seed": 0,
-                                "variants": ["reviews_hidden", "ratings_hidden"], "checkpoint": "real-grpo"}
+                                "variants": ["reviews_hidden", "placebo_labels"], "checkpoint": "real-grpo"}
 
 
 def simulate_stage(cfg: DemoConfig, root: Path, world_dir: Path) -> dict[str, Any]:
     """Shipped checkpoint and the world's shopper (the true one) on the control site and two
     variants, with common random numbers: fidelity of the control run, simulated beside true
     effects, and the report. Every run folder is reused when complete (`sim run` resumes)."""
-    from customer_r1.cli.sim_ab import run_ab
+    from customer_r1.sim.ab import run_ab
     from customer_r1.sim.compare import compare_sessions, load_sessions, write_comparison
     from customer_r1.sim.report import write_sim_report
 

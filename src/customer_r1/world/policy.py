@@ -52,6 +52,9 @@ T_DROP = np.array([0.10, 0.25, 0.55, 0.85, 0.95])  # price: drop an over-budget 
 T_QUIT = np.array([0.80, 0.55, 0.30, 0.15, 0.06])  # patience (low): give up after a miss
 T_COMPARE = np.array([0.03, 0.15, 0.45, 0.75, 0.88])  # patience: look at another before buying
 T_STEP_LIMIT = np.array([8, 12, 16, 20, 26])  # patience: steps before fatigue sets in
+# Only where a site charges shipping (never on the control site):
+T_FEE_BALK = np.array([0.05, 0.15, 0.35, 0.60, 0.75])  # price: leave a cart over a shipping fee
+FEE_REF = 10.0  # a fee this size (dollars) or more makes the balk above its full size
 CAPS = np.array(ITEM_CAPS)
 
 P_DEAL = 0.08  # open one of today's deals instead of searching
@@ -390,6 +393,11 @@ def _product(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
     page, state, mem, shop = ctx.page, ctx.state, ctx.memory, ctx.shop
     p = shop.catalog.products[state.product]
     pid = p.pid
+    if shop.variant.unavailable(pid):
+        # Out of stock: nothing to buy here, so back to look for another.
+        b.see(page, f"title:{pid}", "stock")
+        b.gate(Motive("unavailable"), 1.0, _reject(page))
+        return
     # Which product at what price (the budget), how rated and by how many, its options
     # and what each costs, and whose store.
     b.see(page, f"title:{pid}", f"price:{pid}", f"rating:{pid}", f"reviews:{pid}")
@@ -413,7 +421,11 @@ def _product(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
                _one(page, "store"))
     if pid in mem.reviewed and seen_rating(shop, p) < BAD_RATING:
         b.gate(Motive("bad_reviews"), P_REJECT_BAD, _reject(page))
-    over = (p.price_for(state.option) * state.qty > CAPS[t.budget]).astype(float)
+    # The budget check weighs what the order costs: on a site with a coupon or a shipping
+    # fee, the shown price with the coupon off and the fee on (``SiteVariant.pays``).
+    b.see(page, "coupon", "shipping")
+    cost = shop.variant.pays(p.price_for(state.option) * state.qty)
+    over = (cost > CAPS[t.budget]).astype(float)
     b.gate(Motive("over_budget"), P_REJECT_OVER * over, _reject(page))
     if state.query:
         # Patient shoppers look at one (level 2), two (3) or three (4) alternatives first.
@@ -466,9 +478,16 @@ def _cart(b: _Builder, ctx: PolicyContext, t: TraitTable) -> None:
                  (Motive("continue"), 0.25, _one(page, "continue"))])
         return
     total = shop.cart_total(state.cart)
-    b.see(page, *(f"price:{c.pid}" for c in state.cart), "subtotal")
+    v = shop.variant
+    b.see(page, *(f"price:{c.pid}" for c in state.cart), "subtotal", "coupon", "shipping",
+          "order_total")
     priciest = max(state.cart, key=lambda c: prods[c.pid].price_for(c.option) * c.qty).pid
-    over = (total > CAPS[t.budget]).astype(float)
+    over = (v.pays(total) > CAPS[t.budget]).astype(float)
     b.gate(Motive("drop"), T_DROP[t.price] * over, _one(page, f"delete:{priciest}"))
+    fee = v.shipping(round(total * (1.0 - v.coupon), 2)) if v.shipping_fee else 0.0
+    if fee > 0:
+        # A shipping charge first seen at the cart: price-minded shoppers balk at it, the
+        # more the larger the fee.
+        b.gate(Motive("shipping_fee"), T_FEE_BALK[t.price] * min(1.0, fee / FEE_REF), _TERMINATE)
     b.gate(Motive("not_ready"), T_NOT_READY[t.impulse], _one(page, f"save:{state.cart[0].pid}"))
     b.share([(Motive("checkout"), 1.0, _one(page, "checkout"))])
