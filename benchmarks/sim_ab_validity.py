@@ -133,10 +133,8 @@ def true_control_for(world_dir: Path, users: list[str], spu: int, seed: int):
     return true_rows(load_world(world_dir), None, users=users, sessions_per_user=spu, seed=seed)
 
 
-def run_policy(name: str, pol: dict, args, world: Path, variants: list[str], t: dict) -> dict:
-    from scipy.stats import spearmanr
-
-    from customer_r1.sim.ab import METRICS, effects, paired_subset, rows_of_run
+def simulate_policy(name: str, pol: dict, args, world: Path, variants: list[str]) -> dict:
+    """Every arm of one policy (finished run folders are reused as they are)."""
     from customer_r1.sim.simulate import simulate
 
     base = args.out / name
@@ -146,6 +144,17 @@ def run_policy(name: str, pol: dict, args, world: Path, variants: list[str], t: 
     if "model" in pol:
         kw["device"] = args.device
     m = simulate(out=base / "control", sessions_per_user=args.control_sessions_per_user, **kw)
+    for v in variants:
+        simulate(out=base / v, sessions_per_user=args.sessions_per_user, variant=[v], **kw)
+    return {"policy": m["policy"], "minutes": round((time.perf_counter() - t0) / 60, 1)}
+
+
+def run_policy(name: str, run: dict, args, world: Path, variants: list[str], t: dict) -> dict:
+    from scipy.stats import spearmanr
+
+    from customer_r1.sim.ab import METRICS, effects, paired_subset, rows_of_run
+
+    base = args.out / name
     ctl = rows_of_run(base / "control")
     users = list(dict.fromkeys(r.user_id for r in ctl))
     true_ctl = true_control_for(world, users, args.control_sessions_per_user, args.seed)
@@ -155,7 +164,6 @@ def run_policy(name: str, pol: dict, args, world: Path, variants: list[str], t: 
     per_user_r = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
     rows = {}
     for v in variants:
-        simulate(out=base / v, sessions_per_user=args.sessions_per_user, variant=[v], **kw)
         pair = paired_subset(ctl, rows_of_run(base / v))
         e = effects(pair, n_boot=args.boot, seed=args.seed, metrics=METRICS[:1])["conversion"]
         tv = t["variants"][v]
@@ -179,9 +187,9 @@ def run_policy(name: str, pol: dict, args, world: Path, variants: list[str], t: 
                "mae": float(np.mean(np.abs(np.array(sim_e) - np.array(true_e)))),
                "false_pos": false_pos, "placebo_fp": len(pfp) / len(plac) if plac else float("nan"),
                "placebo_significant": pfp, "per_user_r": per_user_r, "per_user_shoppers": len(us),
-               "control_sessions": len(ctl), "policy": m["policy"],
+               "control_sessions": len(ctl), "policy": run["policy"],
                "width_median": float(np.median(widths)), "width_max": float(np.max(widths)),
-               "minutes": round((time.perf_counter() - t0) / 60, 1)}
+               "minutes": run["minutes"]}
     summary["passes"] = bool(summary["sign"] >= 0.9 and rho >= 0.9 and summary["placebo_fp"] <= 0.05)
     return summary
 
@@ -233,12 +241,16 @@ def main() -> None:
     world = ensure_world(args.world or args.out / "world")
     variants = [*REAL_VARIANTS, *PLACEBO_VARIANTS] if args.variants == "all" else args.variants.split(",")
     t_start = time.perf_counter()
-    t = truth(world, variants, args.truth_sessions_per_user, args.seed, args.boot, args.out)
-    widths = [t["variants"][v]["effect"]["high"] - t["variants"][v]["effect"]["low"] for v in variants]
-    print(f"true interval widths: median {100 * float(np.median(widths)):.2f}, "
-          f"max {100 * float(np.max(widths)):.2f} points ({t['sessions_per_arm']} sessions per arm)")
+
+    def the_truth() -> dict:
+        t = truth(world, variants, args.truth_sessions_per_user, args.seed, args.boot, args.out)
+        widths = [t["variants"][v]["effect"]["high"] - t["variants"][v]["effect"]["low"] for v in variants]
+        print(f"true interval widths: median {100 * float(np.median(widths)):.2f}, "
+              f"max {100 * float(np.max(widths)):.2f} points ({t['sessions_per_arm']} sessions per arm)")
+        return t
+
     if args.truth_only:
-        print(truth_line(t, variants))
+        print(truth_line(the_truth(), variants))
         return
     policies: dict[str, dict] = {}
     for name in [p for p in args.policies.split(",") if p]:
@@ -251,10 +263,12 @@ def main() -> None:
     for spec in args.extra:
         name, _, path = spec.partition("=")
         policies[name] = {"model": path}
+    runs = {pname: simulate_policy(pname, pol, args, world, variants) for pname, pol in policies.items()}
+    t = the_truth()  # after the policies' arms: a truth.json computed meanwhile is reused
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items()},
                      "truth_line": truth_line(t, variants), "policies": {}}
-    for pname, pol in policies.items():
-        results["policies"][pname] = run_policy(pname, pol, args, world, variants, t)
+    for pname in policies:
+        results["policies"][pname] = run_policy(pname, runs[pname], args, world, variants, t)
         (args.out / "validity.json").write_text(json.dumps(results, indent=2) + "\n")
         print(policy_line(pname, results["policies"][pname]), flush=True)
     results["minutes_total"] = round((time.perf_counter() - t_start) / 60, 1)

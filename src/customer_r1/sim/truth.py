@@ -42,15 +42,18 @@ def true_rows(world: World, variant: SiteVariant | None = None, *, users: Sequen
         raise KeyError(f"unknown user {unknown[0]!r}")
     site = world.shop.with_variant(variant) if variant is not None else world.shop
     jobs = plan_jobs(ids, sessions_per_user, seed)
+    pages: dict = {}  # state -> page: sessions revisit the same pages (rendering is pure)
     out = []
     for i, job in enumerate(jobs):
-        out.append(_session(world, site, job.user_id, job.seed, job.key))
+        if len(pages) > 200_000:
+            pages.clear()
+        out.append(_session(world, site, job.user_id, job.seed, job.key, pages))
         if progress is not None:
             progress(i + 1, len(jobs))
     return out
 
 
-def _session(world: World, site, user_id: str, seed: int, key: str) -> SessionRow:
+def _session(world: World, site, user_id: str, seed: int, key: str, pages: dict) -> SessionRow:
     from customer_r1.sim.runner import _step_seed
     from customer_r1.sim.session import draw_deals
     from customer_r1.world.generate import _products, _sample
@@ -72,7 +75,9 @@ def _session(world: World, site, user_id: str, seed: int, key: str) -> SessionRo
     lines = None
     t = 0
     while True:
-        page = build_page(state, site, world.page_size)
+        page = pages.get(state)
+        if page is None:
+            page = pages[state] = build_page(state, site, world.page_size)
         dec = decide(PolicyContext(site, state, page, mem, cfg.max_steps), table)
         rng = np.random.default_rng(np.random.SeedSequence([_step_seed(seed, t), 0x5011C7]))
         mi = _sample(dec.weights[0], rng)
