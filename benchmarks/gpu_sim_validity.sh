@@ -60,7 +60,7 @@ stamp "throughput on the GPU (K = 1, 16, 64), beside the CPU work below"
 [ "${SKIP_TP:-0}" = 1 ] || ( timeout 100 $PY - <<'PY' > "$OUT/throughput.log" 2>&1
 import os
 import torch
-from customer_r1.cli.simulate import simulate
+from customer_r1.sim.simulate import simulate
 for k in (1, 16, 64):
     m = simulate(world="runs/validity/world", out=f"runs/tp-k{k}", model="demo-model/real-grpo",
                  max_users=64 if k > 1 else 8, sessions_per_user=1, seed=0, concurrency=k,

@@ -156,7 +156,7 @@ def child(spec: dict) -> None:
     the source tree on PYTHONPATH (this one, or the ``before`` revision's)."""
     import importlib
 
-    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.simulate import simulate
 
     for mod in ("customer_r1.sim.runner", "customer_r1.sim.policies", "customer_r1.world.load",
                 "customer_r1.evaluation.predict", "customer_r1.evaluation.backends.openai_api",

@@ -70,7 +70,7 @@ def timed_world_sessions(world, env: ShopEnv, jobs, users) -> tuple[list[float],
 def browser_rows(world, cfg: WorldConfig, jobs, users, k: int) -> dict:
     """The world's shopper through headless Chromium on the local shop: one session at a
     time (per-step cost around ``ShopEnv.step``) and ``k`` contexts stepped from threads."""
-    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.simulate import simulate
 
     with serve_in_thread(create_app(world)) as url, Browser(allowlist_for(url, None)) as chromium:
         env = ShopEnv(world, backend=BrowserShop(chromium, shop_url=url))
@@ -101,7 +101,7 @@ def browser_rows(world, cfg: WorldConfig, jobs, users, k: int) -> dict:
 
 
 def model_run(world, model: str, users, k: int, n: int, out: Path) -> dict:
-    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.simulate import simulate
 
     t0 = time.perf_counter()
     m = simulate(world=out / "world", out=out / f"k{k}", model=model,

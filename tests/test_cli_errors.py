@@ -124,7 +124,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assets]:
     personas = root / "personas.jsonl"
     personas.write_text("".join(json.dumps({"user_id": u.user_id, "survey": u.survey}) + "\n"
                                 for u in load_opera(world).users.values()))
-    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.simulate import simulate
 
     shards = root / "sim"
     for i in range(2):

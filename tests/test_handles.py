@@ -195,8 +195,8 @@ def test_a_handles_checkpoint_shops_the_world_by_name(world, tmp_path):
     page it was taken on; the recorded session reads back as OPeRA."""
     from tiny_lm import make_model, make_tokenizer, one_thread, train_on
 
-    from customer_r1.cli.simulate import simulate
     from customer_r1.data.opera import load_opera
+    from customer_r1.sim.simulate import simulate
     from customer_r1.world import export_world
 
     wdir = tmp_path / "world"

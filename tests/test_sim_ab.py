@@ -76,3 +76,54 @@ def test_cli_ab_prints_the_table_and_refuses_unknown_variants(world_dir, tmp_pat
     code = cli(["sim", "ab", "--world", str(world_dir), "--policy", "world", "--treatment", "no_such_lever",
                 "--out", str(tmp_path / "d")])
     assert code == 2 and not (tmp_path / "d" / "control").exists()
+
+
+def test_placebo_arms_say_how_far_to_trust_the_simulator(world_dir, tmp_path, capsys):
+    """`sim ab --placebo 2`: two cosmetic arms beside the test, same shoppers and seeds. The
+    world's shopper ignores them, so its placebo effects are exactly 0, nothing is a false
+    positive, and a real effect larger than its own interval is beyond placebo noise."""
+    from customer_r1.cli import run as cli
+
+    code = cli(["sim", "ab", "--world", str(world_dir), "--policy", "world", "--treatment", "reviews_hidden",
+                "--sessions-per-user", "3", "--seed", "2", "--boot", "200", "--placebo", "2", "--no-progress",
+                "--out", str(tmp_path / "p")])
+    assert code == 0
+    res = json.loads((tmp_path / "p" / "ab.json").read_text())
+    pl = res["placebo"]
+    assert pl["n"] == 2 and pl["arms"] == sorted(["placebo_labels", "placebo_nav_order"])
+    assert {"placebo:placebo_labels", "placebo:placebo_nav_order"} <= set(res["runs"])
+    c = pl["per_metric"]["conversion"]
+    assert c["false_positive_rate"] == 0.0 and c["noise_floor"] == 0.0 and c["significant"] == []
+    assert all(e == {"value": 0.0, "low": 0.0, "high": 0.0} for e in c["effects"].values())
+    eff = res["metrics"]["conversion"]["effect"]
+    assert c["beyond_placebo"] is (eff["low"] > 0 or eff["high"] < 0)
+    assert c["smallest_separable"] == pytest.approx((eff["high"] - eff["low"]) / 2)
+    out = capsys.readouterr().out
+    assert "placebo noise" in out and "beyond placebo noise" in out
+    assert "larger than what this simulator invents on cosmetic changes" in out
+    # the report shows the verdict beside the effect
+    from customer_r1.sim.report import write_sim_report
+
+    report = write_sim_report([tmp_path / "p" / "control"], tmp_path / "rep", ab=[tmp_path / "p"])
+    html = (report if report.suffix == ".html" else report / "index.html").read_text()
+    assert "beyond placebo noise" in html and "invents on cosmetic changes" in html
+    code = cli(["sim", "ab", "--world", str(world_dir), "--policy", "world", "--treatment", "no_deals",
+                "--placebo", "99", "--out", str(tmp_path / "q")])
+    assert code == 2 and not (tmp_path / "q" / "control").exists()
+
+
+def test_placebo_summary_counts_false_positives_and_the_noise_floor():
+    """A simulator that invents effects on placebos: its false-positive rate and noise floor,
+    and an effect inside the floor is not beyond it while one outside is."""
+    def eff(v, lo, hi):
+        e = ab.Effect("conversion", stats.Interval(0.5, 0.4, 0.6), stats.Interval(0.5, 0.4, 0.6),
+                      stats.Interval(v, lo, hi), stats.Interval(v, lo - 0.1, hi + 0.1))
+        return {"conversion": e}
+
+    placebos = {"a": eff(0.08, 0.02, 0.14), "b": eff(-0.03, -0.09, 0.03), "c": eff(0.01, -0.05, 0.07)}
+    s = ab.placebo_summary(eff(0.10, 0.04, 0.16), placebos)["per_metric"]["conversion"]
+    assert s["false_positive_rate"] == pytest.approx(1 / 3) and s["significant"] == ["a"]
+    assert s["noise_floor"] == pytest.approx(0.08) and s["smallest_separable"] == pytest.approx(0.14)
+    assert s["beyond_placebo"] is False  # +10 [+4, +16] is not clear of an invented +8
+    s = ab.placebo_summary(eff(-0.20, -0.26, -0.14), placebos)["per_metric"]["conversion"]
+    assert s["beyond_placebo"] is True

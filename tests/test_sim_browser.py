@@ -20,9 +20,9 @@ from killkit import invoke
 from sitekit import SiteServer, require_chromium
 
 from customer_r1.actions import Action
-from customer_r1.cli.simulate import simulate
 from customer_r1.sim.browser import Browser, BrowserConfig, BrowserEnv, BrowserShop, allowlist_for
 from customer_r1.sim.env import EnvConfig, ShopEnv
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -155,9 +155,9 @@ def test_screenshots_go_into_the_trace_and_the_reports_examples(world_dir, tmp_p
 def test_a_crashed_page_or_browser_is_restarted_and_the_session_rerun(world, world_dir, tmp_path):
     """The page of one session crashes, later the whole browser does: the run goes on,
     reruns those sessions from their seeds, and ends with the same sessions as in process."""
-    from customer_r1.cli.simulate import _users
     from customer_r1.sim.policies import WorldPolicy
     from customer_r1.sim.runner import Runner, RunSpec
+    from customer_r1.sim.simulate import _users
     from customer_r1.sim.site import create_app, serve_in_thread
 
     people = dict(list(_users(world, None, None).items())[:3])

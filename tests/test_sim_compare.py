@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from killkit import invoke
 
-from customer_r1.cli.simulate import simulate
 from customer_r1.domain import User
 from customer_r1.errors import BadInput, MissingInput
 from customer_r1.sim import stats
@@ -27,6 +26,7 @@ from customer_r1.sim.compare import (
     segment_questions,
     write_comparison,
 )
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 N_BOOT = 300

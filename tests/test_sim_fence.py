@@ -211,7 +211,7 @@ def test_a_run_goes_on_and_counts_blocked_hosts_in_its_manifest(servers, tmp_pat
     """``sim run --backend browser --start-url`` without ``--allow``: the sessions go on
     past the blocked banner, and the manifest counts the blocked host with the flag that
     would let it through."""
-    from customer_r1.cli.simulate import simulate
+    from customer_r1.sim.simulate import simulate
     from customer_r1.world import WorldConfig, export_world, generate_world
 
     require_chromium()

@@ -20,8 +20,8 @@ import pytest
 from killkit import cli_env, complete_lines, kill_at_lines, read_rows, run_cli, tear_last_line
 from tiny_lm import FakeOpenAI
 
-from customer_r1.cli.simulate import simulate
 from customer_r1.sim.runner import load_run
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 _NAME = re.compile(r'<(\w+)[^>]*?\bname="([^"]+)"')
@@ -144,12 +144,12 @@ def test_endpoint_failures_and_timeouts_become_error_steps_as_in_lockstep(world_
     """A request that fails (the connection dropped: a network error) or times out is
     retried by the backend, then by the policy, then the step is an error step naming why;
     the same records in both modes."""
-    from customer_r1.cli.simulate import _users
     from customer_r1.evaluation.backends.openai_api import OpenAIBackend
     from customer_r1.sim.env import ShopEnv
     from customer_r1.sim.policies import EndpointPolicy
     from customer_r1.sim.prompts import load_build_config
     from customer_r1.sim.runner import Runner, RunSpec
+    from customer_r1.sim.simulate import _users
     from customer_r1.world.load import load_world
 
     w = load_world(world_dir)
@@ -248,12 +248,12 @@ def test_a_slow_backend_steps_in_threads_and_its_crashes_rerun_as_in_lockstep(wo
     """A backend like the browser (``parallel``: its steps run in the runner's threads) that
     crashes: once on some sessions (rerun from their seed) and always on one (recorded as
     ``browser_crash`` after the reruns); the same records and counts in both modes."""
-    from customer_r1.cli.simulate import _users
     from customer_r1.evaluation.backends.openai_api import OpenAIBackend
     from customer_r1.sim.env import BackendCrashed, InProcessShop, ShopEnv
     from customer_r1.sim.policies import EndpointPolicy
     from customer_r1.sim.prompts import load_build_config
     from customer_r1.sim.runner import Runner, RunSpec, plan_jobs
+    from customer_r1.sim.simulate import _users
     from customer_r1.world.load import load_world
 
     w = load_world(world_dir)

@@ -9,10 +9,10 @@ import json
 import pytest
 from tiny_lm import one_thread, save_tiny
 
-from customer_r1.cli.simulate import simulate
 from customer_r1.domain import User
 from customer_r1.errors import BadInput
 from customer_r1.sim.runner import load_run
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 
@@ -88,7 +88,7 @@ def test_persona_file_runs_new_personas_with_a_model(world_dir, ckpt, tmp_path):
     people = tmp_path / "people.jsonl"
     people.write_text("\n".join(json.dumps({"user_id": f"p{i}", "survey": {
         "Self Description": {"Two sentence description": f"I am shopper {i}."}}}) for i in range(3)) + "\n")
-    from customer_r1.cli.simulate import load_personas
+    from customer_r1.sim.simulate import load_personas
 
     assert list(load_personas(people)) == ["p0", "p1", "p2"]
     with one_thread():

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from killkit import invoke
 
-from customer_r1.cli.simulate import simulate
 from customer_r1.sim import stats
 from customer_r1.sim.compare import load_sessions
 from customer_r1.sim.report import page_excerpt, write_sim_report
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 EVIL = '<script>alert("pwned")</script> I leave & "never" come back'

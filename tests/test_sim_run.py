@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from customer_r1.cli.simulate import simulate
 from customer_r1.data.opera import load_opera
 from customer_r1.sim import stats
 from customer_r1.sim.runner import load_run, records_to_data
+from customer_r1.sim.simulate import simulate
 from customer_r1.world import WorldConfig, export_world, generate_world
 
 BIN = Path(sys.executable).parent / "customer-r1"

@@ -184,8 +184,8 @@ def test_a_random_smoke_test_reports_the_sites_health(servers, tmp_path):
     ``--allow``: every session runs, nothing reaches the CDN, nothing is ordered or
     posted, the manifest and the report's site health name the blocked host (with the
     flag), the 404s, the page error and the load times; the funnel has page kinds."""
-    from customer_r1.cli.simulate import simulate
     from customer_r1.sim.report import write_sim_report
+    from customer_r1.sim.simulate import simulate
     from customer_r1.world import WorldConfig, export_world, generate_world
 
     require_chromium()

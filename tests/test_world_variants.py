@@ -23,6 +23,8 @@ from customer_r1.world.shop import CartItem, Shop, ShopConfig, ShopState, step
 from customer_r1.world.variants import (
     BUILTIN_VARIANTS,
     CONTROL,
+    PLACEBO_VARIANTS,
+    REAL_VARIANTS,
     SiteVariant,
     combine,
     load_variant,
@@ -76,6 +78,8 @@ def _walk(shop: Shop, size: str) -> list[Page]:
     r("store")
     r(f"item:{pages[-1].listing[0]}")
     r("add")
+    if pages[-1].kind == "cart":  # a site that shows the cart after adding: back to the product
+        r(f"detail:{s.cart[-1].pid}")
     r("back_results")
     related = next((k for k in pages[-1].roles if k.startswith("related:")), None)
     if related:
@@ -83,10 +87,11 @@ def _walk(shop: Shop, size: str) -> list[Page]:
     r(f"item:{pages[-1].listing[-1]}")
     r("add")
     r("side_cart")
-    first = s.cart[0].pid
-    r(f"save:{first}")
-    r(f"move:{first}")
-    r(f"delete:{first}")
+    if s.cart:  # (out of stock: neither product could be added)
+        first = s.cart[0].pid
+        r(f"save:{first}")
+        r(f"move:{first}")
+        r(f"delete:{first}")
     go(Action.input(pages[-1].roles["search_input"], q))  # suggestions under the box
     return pages
 
@@ -181,7 +186,7 @@ def _text_words(html: str) -> list[str]:
     return re.findall(r"[A-Za-z']+", re.sub(r"<[^>]*>", " ", html))
 
 
-@pytest.mark.parametrize("name", REQUIRED)
+@pytest.mark.parametrize("name", list(BUILTIN_VARIANTS))
 @pytest.mark.parametrize("size", SIZES)
 def test_every_variant_renders_every_page_kind(catalog, name: str, size: str) -> None:
     _, shop = _shops(catalog, name, size)
@@ -459,13 +464,25 @@ def test_builtins_and_serialisation() -> None:
     for name, v in BUILTIN_VARIANTS.items():
         assert v.name == name and hash(v)
         assert SiteVariant.from_dict(json.loads(json.dumps(v.to_dict()))) == v
-        assert name == "control" or len(v.changes()) == 1
+        # one lever per built-in (free shipping over a threshold needs the fee it waives)
+        assert name in ("control", "free_shipping_over_50") or len(v.changes()) == 1
+    assert len(REAL_VARIANTS) >= 24 and len(PLACEBO_VARIANTS) >= 6
+    assert all(BUILTIN_VARIANTS[n].is_cosmetic for n in PLACEBO_VARIANTS)
+    assert not any(BUILTIN_VARIANTS[n].is_cosmetic for n in REAL_VARIANTS)
     with pytest.raises(BadInput, match="colour"):
         SiteVariant.from_dict({"colour": "red"})
     with pytest.raises(ValueError):
         SiteVariant(price_factor=0)
     with pytest.raises(ValueError):
         SiteVariant(default_sort="newest")
+    for bad in ({"coupon": 0.95}, {"out_of_stock": 1.5}, {"shipping_fee": -1}, {"ranking": "random"},
+                {"free_shipping_over": 50.0}, {"sort_options": False, "default_sort": "price"}):
+        with pytest.raises(ValueError):
+            SiteVariant(**bad)
+    v = SiteVariant(shipping_fee=9.99, free_shipping_over=50.0, coupon=0.1)
+    assert v.shipping(49.0) == 9.99 and v.shipping(50.0) == 0.0
+    assert v.pays(40.0) == round(36.0 + 9.99, 2) and v.pays(60.0) == 54.0
+    assert CONTROL.pays(12.34) == 12.34 and CONTROL.shipping(5.0) == 0.0
 
 
 def test_price_and_results_scaling(catalog) -> None:
@@ -533,3 +550,111 @@ def test_load_variant(tmp_path) -> None:
         bad.write_text(text)
         with pytest.raises(BadInput, match=r"shape\.yaml"):
             load_variant(str(bad))
+
+
+# --------------------------------------------------------------------------- issue 26 levers
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_new_levers_change_what_they_say(catalog, size: str) -> None:
+    ctl = _pages(catalog, Shop(catalog, shop_config(size)), size)
+
+    def pages(name: str) -> dict[str, Page]:
+        return _pages(catalog, _shops(catalog, name, size)[1], size)
+
+    prods = catalog.products
+    v = pages("sponsored_first")
+    shop = _shops(catalog, "sponsored_first", size)[1]
+    q = ctl["search"].page_meta["search_term"][0]["term"]
+    full = shop.listing(ShopState(query=q))
+    assert [prods[i].rating for i in full] == sorted(prods[i].rating for i in full)
+    assert v["search"].listing != ctl["search"].listing or len(set(full)) == 1
+    assert "sort_price" in ctl["search"].roles and not pages("no_sort")["search"].roles.keys() & {
+        "sort_price", "sort_rating"}
+    assert any(r.startswith("suggestion:") for r in ctl["typed"].roles)
+    assert not any(r.startswith("suggestion:") for r in pages("no_search_suggestions")["typed"].roles)
+    assert "buy_now" in ctl["product"].roles and "buy_now" not in pages("no_buy_now")["product"].roles
+    assert "side_checkout" in ctl["product_cart"].roles
+    assert "side_checkout" not in pages("no_side_checkout")["product_cart"].roles
+    assert any(r.startswith("save:") for r in ctl["cart"].roles)
+    assert not any(r.startswith("save:") for r in pages("no_save_for_later")["cart"].roles)
+    add = pages("add_goes_to_cart")["product"]
+    pid = next(p for p in catalog.search(q) if prods[p].option_dim)  # the product _pages shows
+    after = step(ShopState(page="product", query=q, product=pid), Action.click(add.roles["add"]),
+                 add.effects)
+    assert after.page == "cart" and after.cart and not after.added
+    for name, fee in (("shipping_fee_5", "$4.99"), ("shipping_fee_10", "$9.99")):
+        v = pages(name)
+        assert f"Shipping: {fee}" in v["product"].html and "Shipping: " not in ctl["product"].html
+        assert "Order total" in v["cart"].html and "Order total" not in ctl["cart"].html
+    assert "FREE on orders over $50.00" in pages("free_shipping_over_50")["product"].html
+    assert "Coupon: 30% off" in pages("coupon_30")["product"].html
+    oos = _shops(catalog, "out_of_stock_50", size)[1]
+    out = [pid for pid in sorted(prods) if oos.variant.unavailable(pid)]
+    ten = _shops(catalog, "out_of_stock_10", size)[1]
+    assert 0.3 < len(out) / len(prods) < 0.7 and set(filter(ten.variant.unavailable, prods)) <= set(out)
+    page = build_page(ShopState(page="product", product=out[0]), oos, size)
+    assert "Currently unavailable" in page.html and not page.roles.keys() & {"add", "buy_now", "subscribe"}
+    assert not any(CONTROL.unavailable(pid) for pid in prods)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_placebos_change_the_page_not_what_it_does(catalog, size: str) -> None:
+    """Every placebo changes the HTML of some page, while every page keeps the same roles
+    with the same effects, the same listing and the same decision facts."""
+    base = Shop(catalog, shop_config(size))
+    for name in PLACEBO_VARIANTS:
+        shop = base.with_variant(BUILTIN_VARIANTS[name])
+        changed = 0
+        for a, b in zip(_walk(base, size), _walk(shop, size), strict=True):
+            changed += a.html != b.html
+            assert a.listing == b.listing and a.facts == b.facts and a.kind == b.kind, name
+            assert {r: a.elements[n].effect for r, n in a.roles.items()} == \
+                {r: b.elements[n].effect for r, n in b.roles.items()}, name
+        assert changed, name
+
+
+def test_placebos_keep_every_decision(small_world: World) -> None:
+    """On every recorded state, the world's shopper on a placebo site has the same motives
+    with the same probabilities over actions with the same effects, in the same order: so
+    the same draws give the same sessions (true effect exactly 0 under CRN)."""
+    n = 0
+    for name in PLACEBO_VARIANTS:
+        for da, db in _decisions(small_world, name, ("home", "search", "product", "reviews", "cart",
+                                                     "store")):
+            assert da.motives == db.motives
+            np.testing.assert_array_equal(da.weights, db.weights)
+            np.testing.assert_array_equal(da.amat, db.amat)
+            assert len(da.actions) == len(db.actions)
+            assert [a.type for a in da.actions] == [a.type for a in db.actions]
+            assert [a.text for a in da.actions] == [a.text for a in db.actions]
+            n += 1
+    assert n > 50
+
+
+def test_new_rules_act_only_where_the_site_differs(small_world: World) -> None:
+    """Out of stock: the shopper leaves the product (motive ``unavailable``, all of the
+    mass). Shipping fee: at the cart, price-minded shoppers balk, more for a larger fee;
+    with a coupon the budget check weighs the discounted price. None of it on control."""
+    w = small_world
+    t = w.population
+    pid = next(p for p in sorted(w.catalog.products)
+               if BUILTIN_VARIANTS["out_of_stock_50"].unavailable(p))
+    st = ShopState(page="product", query="q", product=pid)
+    for shop, unavailable in ((w.shop, False), (w.site("out_of_stock_50"), True)):
+        dec = decide(PolicyContext(shop, st, build_page(st, shop, "compact"), Memory(), 40), t)
+        w_m = _motive_weights(dec)
+        assert ("unavailable" in w_m) is unavailable
+        if unavailable:
+            assert set(w_m) == {"unavailable"} and np.allclose(w_m["unavailable"], 1.0)
+    cart = ShopState(page="cart", cart=(CartItem(pid, "", 1),))
+    balk = {}
+    for name in ("control", "shipping_fee_5", "shipping_fee_10"):
+        shop = w.site(name)
+        dec = decide(PolicyContext(shop, cart, build_page(cart, shop, "compact"), Memory(), 40), t)
+        balk[name] = _motive_weights(dec).get("shipping_fee", np.zeros(t.n))
+    assert not balk["control"].any()
+    assert np.all(balk["shipping_fee_10"] >= balk["shipping_fee_5"]) and balk["shipping_fee_10"].sum() > \
+        balk["shipping_fee_5"].sum() > 0
+    price = np.asarray(t.price)
+    assert balk["shipping_fee_10"][price == 4].mean() > balk["shipping_fee_10"][price == 0].mean()

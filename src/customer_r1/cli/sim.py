@@ -15,8 +15,8 @@ from rich.console import Console
 
 from customer_r1.cli.entry import new_app
 from customer_r1.cli.params import input_argument, input_option, output_option
-from customer_r1.cli.simulate import _check_browser_options, _variant, check_policy_args, simulate
 from customer_r1.errors import BadInput, BadOption
+from customer_r1.sim.simulate import _check_browser_options, _variant, check_policy_args, simulate
 
 app = new_app(no_args_is_help=True)
 _err = Console(stderr=True)

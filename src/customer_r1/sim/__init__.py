@@ -15,6 +15,9 @@ imported by ``cli`` only:
                trained checkpoint (ranked, sampled) and an OpenAI-compatible endpoint;
 * ``prompts``  step prompts from the same builder as training examples;
 * ``runner``   K sessions in flight, resumable, sharded; sessions written in OPeRA's layout;
+* ``simulate`` the body of ``sim run`` (options -> world, personas, policy, runner);
+* ``truth``    the world's shopper in memory: the same sessions, thousands a minute (A/B truth);
+* ``ab``       A/B tests with common random numbers, placebo arms, ``run_ab`` (``sim ab``);
 * ``stats``    per-session figures with bootstrap intervals over users;
 * ``compare``  two sets of sessions scored as whole sessions (``sim compare``);
 * ``report``   the HTML + markdown report a UX researcher reads (``sim report``).

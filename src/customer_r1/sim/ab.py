@@ -13,6 +13,20 @@ Sample size: the paired interval's width shrinks as one over the square root of 
 number of users, so the observed width says how many sessions per arm a wanted width
 needs; a run whose interval holds zero is flagged as too small to tell the effect from
 no effect.
+
+Placebos: :func:`run_ab` with ``placebo=N`` also runs N placebo arms (built-in cosmetic
+variants, :data:`~customer_r1.world.variants.PLACEBO_VARIANTS`, on top of the control's
+variant) with the same policy, shoppers and seeds. Their true effect is zero, so what the
+simulator reports for them is what it invents on a change a shopper ignores: per metric,
+the share of placebo arms with a significant effect (its false-positive rate), the largest
+placebo effect (the noise floor), and whether the test's effect clears it (its interval
+lies wholly beyond the floor): "this effect is / is not larger than what this simulator
+invents on cosmetic changes". The smallest effect it separates from placebo noise is the
+floor plus half the test's interval width: an effect that large clears the floor with an
+interval as wide as this one.
+
+:func:`run_ab` is the orchestration (the CLI's ``sim ab``, the demo and the validity
+benchmark call it); it lives here, in the library, so none of them imports the CLI.
 """
 
 from __future__ import annotations
@@ -193,11 +207,159 @@ def sample_size(result_effects: dict[str, Effect], users: int, sessions_per_user
 
 
 def rows_of_run(path: str | Path) -> list[SessionRow]:
-    """The session rows of a finished simulation run folder."""
+    """The session rows of a finished simulation run folder, each with its job's key
+    (``user#index``) in ``extra["key"]`` so that two arms can be paired session by session."""
+    import dataclasses
+
     from customer_r1.sim.runner import load_personas_of, load_run, records_to_data
 
     _, records = load_run(path)
-    return stats.session_rows(records_to_data(records, load_personas_of(path), "test").sessions)
+    keys = {r["session_id"]: r["key"] for r in records}
+    sessions = records_to_data(records, load_personas_of(path), "test").sessions
+    rows = stats.session_rows(sessions)
+    with_steps = [s for s in sessions if any(st.action is not None for st in s.steps)]
+    return [dataclasses.replace(r, extra={**r.extra, "key": keys.get(s.session_id, "")})
+            for r, s in zip(rows, with_steps, strict=True)]
+
+
+def paired_subset(control: Sequence[SessionRow], treatment: Sequence[SessionRow]) -> ArmRows:
+    """The sessions both arms ran (by job key): a control with more sessions per shopper
+    than a treatment pairs with it session by session."""
+    ck = {r.extra.get("key") for r in control}
+    tk = {r.extra.get("key") for r in treatment}
+    both = ck & tk
+    return ArmRows([r for r in control if r.extra.get("key") in both],
+                   [r for r in treatment if r.extra.get("key") in both])
+
+
+# --------------------------------------------------------------------------- placebos
+
+
+def placebo_summary(test: dict[str, Effect], placebos: dict[str, dict[str, Effect]],
+                    level: float = 0.95) -> dict[str, Any]:
+    """Per metric: the placebo arms' effects, the false-positive rate (share significant),
+    the noise floor (largest absolute placebo effect), the smallest effect separated from it
+    (floor + half the test's interval width) and whether the test's effect is beyond it."""
+    out: dict[str, Any] = {"arms": sorted(placebos), "n": len(placebos), "per_metric": {}}
+    for name, e in test.items():
+        arms = {p: placebos[p][name] for p in placebos if name in placebos[p]}
+        if not arms:
+            continue
+        floor = max(abs(a.effect.value) for a in arms.values())
+        fp = sum(a.significant for a in arms.values())
+        half = e.effect.width / 2
+        beyond = e.effect.low > floor or e.effect.high < -floor
+        out["per_metric"][name] = {
+            "effects": {p: a.effect.to_dict() for p, a in arms.items()},
+            "significant": sorted(p for p, a in arms.items() if a.significant),
+            "false_positive_rate": fp / len(arms), "noise_floor": floor,
+            "smallest_separable": floor + half, "beyond_placebo": bool(beyond)}
+    return out
+
+
+def placebo_sentence(ab: dict[str, Any], metric: str = "conversion") -> str:
+    """The verdict on one metric's effect in words (empty without placebo arms)."""
+    pl = (ab.get("placebo") or {}).get("per_metric", {}).get(metric)
+    if not pl:
+        return ""
+    m = next((x for x in METRICS if x.name == metric), None)
+    k, unit = (100, " points") if m is None or m.percent else (1, "")
+    eff = ab["metrics"][metric]["effect"]
+    n = ab["placebo"]["n"]
+    verdict = "is" if pl["beyond_placebo"] else "is not"
+    return (f"This effect ({k * eff['value']:+.1f}{unit}) {verdict} larger than what this simulator "
+            f"invents on cosmetic changes: on {n} placebo arm(s) it reported effects up to "
+            f"{k * pl['noise_floor']:.1f}{unit}, {len(pl['significant'])} of {n} significant "
+            f"(false-positive rate {100 * pl['false_positive_rate']:.0f}%); it separates effects "
+            f"larger than about {k * pl['smallest_separable']:.1f}{unit} from placebo noise.")
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+def variant_name(specs: Sequence[str] | None) -> str:
+    """The name of the variant repeated ``--variant`` options give (``control`` when none)."""
+    if not specs:
+        return "control"
+    from customer_r1.world.variants import resolve_variants
+
+    return resolve_variants(list(specs)).name
+
+
+def placebo_names(n: int) -> list[str]:
+    """The first ``n`` built-in placebos; BadOption when there are fewer."""
+    from customer_r1.errors import BadOption
+    from customer_r1.world.variants import PLACEBO_VARIANTS
+
+    if n < 0 or n > len(PLACEBO_VARIANTS):
+        raise BadOption(f"--placebo {n}: there are {len(PLACEBO_VARIANTS)} built-in placebos",
+                        "--placebo", f"give 0 to {len(PLACEBO_VARIANTS)}")
+    return list(PLACEBO_VARIANTS[:n])
+
+
+def run_ab(*, world: Path, out: Path, control: list[str] | None, treatment: list[str],
+           reference_policy: str | None = None, n_boot: int = 1000, ci_width: float = 0.05,
+           placebo: int = 0, progress: bool = True, console: Any = None,
+           arm_dirs: dict[str, Path] | None = None, **sim: Any) -> dict[str, Any]:
+    """Run both arms with common random numbers (the reference policy's arms, and ``placebo``
+    placebo arms), compare, write ``ab.json`` and ``ab.md``; return ab.json's content. ``sim``
+    takes :func:`customer_r1.sim.simulate.simulate`'s policy and run options. ``arm_dirs``
+    places arms elsewhere than ``out/{control,treatment,true-control,true-treatment,
+    placebo-NAME}`` (keys ``control``, ``treatment``, ``true_control``, ``true_treatment``,
+    ``placebo:NAME``): a finished run with the same settings is reused as it is (one
+    control for many treatments)."""
+    import json
+    import os
+
+    from customer_r1.errors import BadOption
+    from customer_r1.io import atomic_write_text
+    from customer_r1.sim.simulate import simulate
+
+    if not treatment:
+        raise BadOption("give the treatment's variant(s)", "--treatment",
+                        "e.g. --treatment reviews_hidden")
+    if reference_policy not in (None, "world"):
+        raise BadOption(f"unknown reference policy {reference_policy!r}", "--reference-policy",
+                        "world (the world's own shopper, the true one)")
+    placebos = placebo_names(placebo)
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = {"control": out / "control", "treatment": out / "treatment",
+            "true_control": out / "true-control", "true_treatment": out / "true-treatment",
+            **{f"placebo:{p}": out / f"placebo-{p}" for p in placebos}, **(arm_dirs or {})}
+    common = {**sim, "world": world, "progress": progress, "console": console}
+    simulate(out=dirs["control"], variant=control, **common)
+    m = simulate(out=dirs["treatment"], variant=treatment, **common)
+    sim_rows = ArmRows(rows_of_run(dirs["control"]), rows_of_run(dirs["treatment"]))
+    true_rows = None
+    if reference_policy == "world":
+        ref = {k: v for k, v in common.items() if k not in (
+            "model", "endpoint", "model_name", "build_config", "temperature", "rationale",
+            "rationale_temperature", "device")}
+        ref["policy"] = "world"
+        simulate(out=dirs["true_control"], variant=control, **ref)
+        simulate(out=dirs["true_treatment"], variant=treatment, **ref)
+        true_rows = ArmRows(rows_of_run(dirs["true_control"]), rows_of_run(dirs["true_treatment"]))
+    else:
+        dirs.pop("true_control"), dirs.pop("true_treatment")
+    seed = int(sim.get("seed", 0))
+    result_effects = effects(sim_rows, true_rows, n_boot=n_boot, seed=seed)
+    placebo_effects = {}
+    for p in placebos:
+        simulate(out=dirs[f"placebo:{p}"], variant=[*(control or []), p], **common)
+        pr = ArmRows(sim_rows.control, rows_of_run(dirs[f"placebo:{p}"]))
+        placebo_effects[p] = effects(pr, n_boot=n_boot, seed=seed)
+    spu = int(m["sessions_per_user"])
+    size, warnings = sample_size(result_effects, int(m["users"]), spu, ci_width)
+    result = ABResult(variant_name(control), variant_name(treatment), int(m["users"]),
+                      int(m["counts"]["sessions"]), result_effects, size, warnings)
+    runs: dict[str, str | None] = {"true_control": None, "true_treatment": None}
+    runs.update({k: os.path.relpath(v, out) for k, v in dirs.items()})
+    payload = to_json(result, policy=m["policy"], reference_policy=reference_policy, runs=runs)
+    if placebos:
+        payload["placebo"] = placebo_summary(result_effects, placebo_effects)
+    atomic_write_text(out / AB_FILE, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(out / "ab.md", markdown(payload))
+    return payload
 
 
 def to_json(result: ABResult, *, policy: dict[str, Any], reference_policy: str | None,
@@ -216,12 +378,15 @@ def to_json(result: ABResult, *, policy: dict[str, Any], reference_policy: str |
 
 def markdown(ab: dict[str, Any]) -> str:
     """The A/B table as markdown (what `sim ab` prints)."""
+    pl = (ab.get("placebo") or {}).get("per_metric", {})
     lines = [f"# A/B: {ab['control']} vs {ab['treatment']}", "",
              f"{ab['users']} users, {ab['sessions_per_arm']} sessions per arm, policy "
              f"{ab['policy'].get('kind')}; common random numbers (same users and seeds per arm).", "",
              "| metric | control | treatment | effect (95% CI) | CI with independent seeds "
-             "| CRN narrower by |" + (" true effect (95% CI) |" if ab["reference_policy"] else ""),
-             "|---|---|---|---|---|---|" + ("---|" if ab["reference_policy"] else "")]
+             "| CRN narrower by |" + (" true effect (95% CI) |" if ab["reference_policy"] else "")
+             + (" placebo noise (largest) | beyond placebo noise |" if pl else ""),
+             "|---|---|---|---|---|---|" + ("---|" if ab["reference_policy"] else "")
+             + ("---|---|" if pl else "")]
     for m in METRICS:
         d = ab["metrics"].get(m.name)
         if d is None:
@@ -232,11 +397,19 @@ def markdown(ab: dict[str, Any]) -> str:
                f"{100 * d['crn_shrink']:.0f}% |")
         if ab["reference_policy"]:
             row += f" {_ci(d['true']['effect'], m.percent) if d.get('true') else '-'} |"
+        if pl:
+            p = pl.get(m.name)
+            k = 100 if m.percent else 1
+            row += (f" {k * p['noise_floor']:.2f}{' pts' if m.percent else ''} | "
+                    f"{'yes' if p['beyond_placebo'] else 'no'} |") if p else " - | - |"
         lines.append(row)
     ss = ab.get("sample_size", {})
     if "conversion_sessions_per_arm" in ss:
         lines += ["", f"A 95% interval {100 * ss['target_width']:.1f} points wide on the conversion effect "
                       f"needs about {ss['conversion_sessions_per_arm']} sessions per arm."]
+    if pl:
+        lines += ["", f"Placebo arms ({', '.join(ab['placebo']['arms'])}): cosmetic changes the true "
+                      "shopper ignores, same shoppers and seeds. " + placebo_sentence(ab)]
     lines += [f"\nWarning: {w}" for w in ab.get("warnings", [])]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 SIM_DEFAULTS: dict[str, Any] = {"users": 20, "sessions_per_user": 2, "concurrency": 16, "seed": 0,
-                                "variants": ["reviews_hidden", "ratings_hidden"], "checkpoint": "real-grpo"}
+                                "variants": ["reviews_hidden", "placebo_labels"], "checkpoint": "real-grpo"}
 
 
 def check_sim_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +27,7 @@ def simulate_stage(settings: dict[str, Any], shipped_dir: str | Path, world_dir:
     """Shipped checkpoint and the world's shopper (the true one) on the control site and the
     ``variants``, with common random numbers: fidelity of the control run, simulated beside true
     effects, and the report in ``out``."""
-    from customer_r1.cli.sim_ab import run_ab
+    from customer_r1.sim.ab import run_ab
     from customer_r1.sim.compare import compare_sessions, load_sessions, write_comparison
     from customer_r1.sim.report import write_sim_report
 

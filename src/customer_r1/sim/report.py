@@ -487,6 +487,7 @@ def ab_rows(ab: Mapping[str, Any]) -> list[dict[str, Any]]:
     the other side, "missed" when it holds 0; None when the truth is unknown)."""
     out = []
     labels = _metric_labels()
+    placebo = (ab.get("placebo") or {}).get("per_metric") or {}
     for metric, m in (ab.get("metrics") or {}).items():
         if not isinstance(m, Mapping):
             continue
@@ -517,8 +518,30 @@ def ab_rows(ab: Mapping[str, Any]) -> list[dict[str, Any]]:
             "true_effect": _cell(true.get("effect"), unit, True) if true else unknown,
             "direction": direction,
             "crn_shrink": m.get("crn_shrink"),
+            "placebo": _placebo_cell(placebo.get(metric), unit),
         })
     return out
+
+
+def _placebo_cell(p: Any, unit: str) -> dict[str, Any] | None:
+    """Beside an effect: the largest effect the simulator reported on placebo arms and
+    whether this effect's interval lies beyond it (None without placebo arms)."""
+    if not isinstance(p, Mapping) or p.get("noise_floor") is None:
+        return None
+    return {"floor": _fmt(p["noise_floor"], unit, False), "beyond": bool(p.get("beyond_placebo")),
+            "false_positive_rate": p.get("false_positive_rate"),
+            "smallest": _fmt(p.get("smallest_separable"), unit, False)}
+
+
+def _placebo_note(ab: Mapping[str, Any]) -> str:
+    """The conversion verdict against the placebo arms, in words (empty without them)."""
+    if not (ab.get("placebo") or {}).get("per_metric", {}).get("conversion"):
+        return ""
+    try:
+        from customer_r1.sim.ab import placebo_sentence
+    except ImportError:  # pragma: no cover
+        return ""
+    return placebo_sentence(dict(ab))
 
 
 def plot_ab(studies: Sequence[Mapping[str, Any]], path: Path, metric: str = "conversion") -> str | None:
@@ -702,7 +725,8 @@ def build_context(runs: Sequence[SessionSet], out: Path, *, reference: SessionSe
                        "sessions_per_arm": a.get("sessions_per_arm"),
                        "reference_policy": a.get("reference_policy"),
                        "rows": ab_rows(a), "warnings": [str(w) for w in a.get("warnings") or []],
-                       "crn": _crn_note(a)})
+                       "crn": _crn_note(a), "placebo": _placebo_note(a),
+                       "placebo_arms": list((a.get("placebo") or {}).get("arms") or [])})
     if ab_studies:
         name = plot_ab(ab_studies, out / "conversion_by_variant.png")
         if name:

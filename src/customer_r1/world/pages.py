@@ -164,6 +164,15 @@ def _money(x: float) -> str:
 
 _SORT_LABELS = {"featured": "Featured", "price": "Price: low to high",
                 "rating": "Avg. customer review"}
+#: Synonyms a placebo site uses for its labels (``label_synonyms``): the same elements.
+_SYNONYMS = {"Search": "Go", "Home": "Start", "Cart": "Basket", "See all reviews": "Read reviews",
+             "Back to results": "Back to search results", "Add to Cart": "Add to Basket",
+             "Go to Cart": "Go to Basket", "Continue shopping": "Keep shopping"}
+
+
+def _label(v: SiteVariant, text: str) -> str:
+    """A label as the site words it (a synonym on a ``label_synonyms`` placebo)."""
+    return _SYNONYMS.get(text, text) if v.label_synonyms else text
 
 
 def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
@@ -174,6 +183,8 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
     cat = shop.catalog
     prods = cat.products
     d.w("<html><head></head><body>" if opera else "<html><body>")
+    if v.banner:
+        d.w(f'<div role="banner">{escape(v.banner, quote=False)}</div>')
     _nav(d, state, shop, size)
     listing: tuple[str, ...] = ()
     meta: dict[str, Any] = {"search_term": [{"term": state.query if state.page == "search"
@@ -234,6 +245,12 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
     ]
     if opera:
         _filler(d, state, shop, size)
+    elif v.footer_links:
+        d.w('<div role="contentinfo">')
+        for label in ("Help", "Returns", "Conditions of Use"):
+            d.el("a", element_name("footer", text=label), label, "other", Effect("noop"),
+                 href="/help")
+        d.w("</div>")
     d.w("</body></html>")
     text = "".join(d.parts)
     if not opera:
@@ -246,14 +263,27 @@ def build_page(state: ShopState, shop: Shop, size: PageSize) -> Page:
 def _nav(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.open("div", "nav_bar", role="navigation", aria_label="Primary")
     value = state.typed or (state.query if state.page == "search" else "")
+    v = shop.variant
+
+    def links() -> None:
+        home, cart = _label(v, "Home"), _label(v, "Cart")
+        if v.nav_reordered:  # a placebo: the cart link first
+            d.el("a", element_name("nav_bar", text=cart), cart, "nav_bar", Effect("cart"),
+                 key="cart", href="/cart")
+        d.el("a", element_name("nav_bar", text=home), home, "nav_bar", Effect("home"),
+             key="home", href="/")
+        if not v.nav_reordered:
+            d.el("a", element_name("nav_bar", text=cart), cart, "nav_bar", Effect("cart"),
+                 key="cart", href="/cart")
+
+    if v.nav_reordered:
+        links()
     d.el("input", element_name("nav_bar", part="search_input"), "", None, Effect("type"),
          key="search_input", type="text", value=value, aria_label="Search")
-    d.el("button", element_name("nav_bar", part="search_button"), "Search", "search",
+    d.el("button", element_name("nav_bar", part="search_button"), _label(v, "Search"), "search",
          shop.search_effect(), key="search_button")
-    d.el("a", element_name("nav_bar", text="Home"), "Home", "nav_bar", Effect("home"),
-         key="home", href="/")
-    d.el("a", element_name("nav_bar", text="Cart"), "Cart", "nav_bar", Effect("cart"),
-         key="cart", href="/cart")
+    if not v.nav_reordered:
+        links()
     if state.cart or size == "opera":
         d.text("span", str(sum(c.qty for c in state.cart)))
     if size == "opera":
@@ -278,9 +308,17 @@ def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: s
     ratings = not d.v.hide_ratings
     title = display_title(p, size, ratings)
     d.open("div")
+    if d.v.extra_wrappers:  # a placebo: more markup around the same link
+        d.w("<div><span>")
     d.el("a", element_name(parent, text=title), title, "product_link", Effect("product", p.pid),
          key=f"{role_prefix}:{p.pid}",
          meta={"name": meta_kind, "data": json.dumps(_pmeta(p, d.v))}, href=f"/dp/{p.pid}")
+    if d.v.extra_wrappers:
+        d.w("</span></div>")
+    if d.v.image_alt and size == "compact":  # a placebo: a photo with alt text
+        d.w(f'<img alt="{escape("Photo of the " + p.title)}"/>')
+    if d.v.unavailable(p.pid):
+        d.text("span", "Currently unavailable")
     d.fact(f"title:{p.pid}", title)
     d.fact(f"price:{p.pid}", _money(p.price))
     if ratings:
@@ -292,7 +330,8 @@ def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: s
             d.text("span", f"{_money(p.price)} {p.rating}★ ({p.review_count})")
         else:
             d.text("span", _money(p.price))
-        d.w(f'<img alt="{escape(title)}"/>')
+        alt = f"Product photo: {p.title}" if d.v.image_alt else title
+        d.w(f'<img alt="{escape(alt)}"/>')
         stars = f"{p.rating} out of 5 stars, {p.review_count} ratings. " if ratings else ""
         d.text("span", f"{stars}FREE delivery Tue, Apr 22 on orders shipped by the shop. "
                        f"Only {3 + p.review_count % 17} left in stock - order soon.")
@@ -301,9 +340,7 @@ def _product_link(d: _Doc, parent: str, p: Product, size: PageSize, meta_kind: s
     d.close("div")
 
 
-def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str, ...]:
-    prods = shop.catalog.products
-    d.open("div", "search_controls", role="region")
+def _sorts(d: _Doc, size: PageSize, v: SiteVariant) -> None:
     sort_name = element_name(None, part="sort_by")
     d.w(f'<select{_attrs({"name": sort_name})}>')
     if size == "opera":
@@ -312,7 +349,6 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
                  ("rating", "Avg. customer review", "sort_rating")]
     else:
         sorts = [("price", "Price", "sort_price"), ("rating", "Rating", "sort_rating")]
-    v = shop.variant
     if v.hide_ratings:
         sorts = [x for x in sorts if x[0] != "rating"]
     for value, label, role in sorts:
@@ -320,6 +356,14 @@ def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str,
              key=role, value=value)
         d.fact(f"sort:{value}", label)
     d.w("</select>")
+
+
+def _search(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> tuple[str, ...]:
+    prods = shop.catalog.products
+    d.open("div", "search_controls", role="region")
+    v = shop.variant
+    if v.sort_options:
+        _sorts(d, size, v)
     if v.default_sort != "featured":  # a site that sorts by itself says how
         d.text("span", f"Sorted by: {_SORT_LABELS[state.sort]}")
     if v.brand_filters:
@@ -377,8 +421,10 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.text("span", f"{_money(price)} · {p.rating}★ · {p.review_count} ratings")
         d.fact(f"rating:{p.pid}", f"{p.rating}★")
         d.fact(f"reviews:{p.pid}", f"{p.review_count} ratings")
+    _terms(d, v)
     if not v.hide_reviews:
-        d.el("a", element_name(None, text="See all reviews"), "See all reviews", "review",
+        label = _label(v, "See all reviews")
+        d.el("a", element_name(None, text=label), label, "review",
              Effect("reviews", "top"), key="reviews", href=f"/product-reviews/{p.pid}")
     store_label = f"Visit the {p.brand} Store"
     d.el("a", element_name(None, text=store_label), store_label, "other",
@@ -417,15 +463,36 @@ def _product(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
             _top_reviews(d, p)
 
 
+def _terms(d: _Doc, v: SiteVariant) -> None:
+    """The shipping fee and the coupon, where the site has them (product page)."""
+    if v.shipping_fee:
+        free = f"; FREE on orders over {_money(v.free_shipping_over)}" if v.free_shipping_over else ""
+        shown = f"Shipping: {_money(v.shipping_fee)}{free}"
+        d.text("span", shown)
+        d.fact("shipping", shown)
+    if v.coupon:
+        shown = f"Coupon: {v.coupon * 100:g}% off at checkout"
+        d.text("span", shown)
+        d.fact("coupon", shown)
+
+
 def _back_to_results(d: _Doc, state: ShopState) -> None:
     if state.query:
-        d.el("a", element_name(None, text="Back to results"), "Back to results",
+        label = _label(d.v, "Back to results")
+        d.el("a", element_name(None, text=label), label,
              "page_related", Effect("back_results"), key="back_results", href="/s")
 
 
 def _buybox(d: _Doc, state: ShopState, shop: Shop, p: Product) -> None:
-    """Quantity, add to cart, buy now and subscribe."""
+    """Quantity, add to cart, buy now and subscribe (none when out of stock)."""
+    v = shop.variant
+    if v.unavailable(p.pid):
+        d.text("p", "Currently unavailable. We don't know when or if this item will be back in stock.")
+        d.fact("stock", "Currently unavailable")
+        return
     d.open("div", "buybox", role="form")
+    if v.extra_wrappers:
+        d.w("<div><div>")
     qname = element_name(None, part="quantity")
     d.w(f'<select{_attrs({"name": qname})}>')
     for i in range(1, shop.config.quantity_max + 1):
@@ -434,13 +501,16 @@ def _buybox(d: _Doc, state: ShopState, shop: Shop, p: Product) -> None:
     d.w("</select>")
     if state.qty > 1:
         d.text("span", f"Qty: {state.qty}")
-    d.el("button", element_name("buybox", part="add_to_cart"), "Add to Cart", "purchase",
-         Effect("add"), key="add")
-    d.el("button", element_name("buybox", part="buy_now"), "Buy Now", "purchase",
-         Effect("buy_now"), key="buy_now")
+    d.el("button", element_name("buybox", part="add_to_cart"), _label(v, "Add to Cart"), "purchase",
+         Effect("add", "cart" if v.add_goes_to_cart else ""), key="add")
+    if v.buy_now:
+        d.el("button", element_name("buybox", part="buy_now"), "Buy Now", "purchase",
+             Effect("buy_now"), key="buy_now")
     if p.subscribable:
         d.el("button", element_name("buybox", part="subscribe"), "Subscribe & Save",
              "purchase", Effect("subscribe"), key="subscribe")
+    if v.extra_wrappers:
+        d.w("</div></div>")
     d.close("div")
 
 
@@ -499,15 +569,18 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.w("</select>")
         d.el("button", element_name(parent, text="Delete"), "Delete", "cart_page_select",
              Effect("delete", p.pid), key=f"delete:{p.pid}")
-        d.el("button", element_name(parent, text="Save for later"), "Save for later",
-             "cart_page_select", Effect("save", p.pid), key=f"save:{p.pid}")
+        if shop.variant.save_for_later:
+            d.el("button", element_name(parent, text="Save for later"), "Save for later",
+                 "cart_page_select", Effect("save", p.pid), key=f"save:{p.pid}")
         d.close("div")
     if state.cart:
         d.text("span", f"Subtotal: {_money(shop.cart_total(state.cart))}")
         d.fact("subtotal", f"Subtotal: {_money(shop.cart_total(state.cart))}")
+        _cart_terms(d, shop.variant, shop.cart_total(state.cart))
         d.el("button", element_name(None, text="Proceed to checkout"), "Proceed to checkout",
              "purchase", Effect("checkout"), key="checkout")
-    d.el("a", element_name(None, text="Continue shopping"), "Continue shopping", "other",
+    cont = _label(shop.variant, "Continue shopping")
+    d.el("a", element_name(None, text=cont), cont, "other",
          Effect("continue"), key="continue", href="/")
     for c in state.saved:
         p = prods[c.pid]
@@ -518,15 +591,33 @@ def _cart(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
     d.close("div")
 
 
+def _cart_terms(d: _Doc, v: SiteVariant, subtotal: float) -> None:
+    """The coupon, the shipping and the order total, where the site has them (cart)."""
+    if not v.coupon and not v.shipping_fee:
+        return
+    if v.coupon:
+        off = round(subtotal * v.coupon, 2)
+        d.text("span", f"Coupon ({v.coupon * 100:g}% off): -{_money(off)}")
+        d.fact("coupon", f"Coupon: -{_money(off)}")
+    if v.shipping_fee:
+        fee = v.shipping(round(subtotal * (1.0 - v.coupon), 2))
+        d.text("span", f"Shipping: {_money(fee) if fee else 'FREE'}")
+        d.fact("shipping", f"Shipping: {_money(fee) if fee else 'FREE'}")
+    d.text("span", f"Order total: {_money(v.pays(subtotal))}")
+    d.fact("order_total", f"Order total: {_money(v.pays(subtotal))}")
+
+
 def _side_bar(d: _Doc, state: ShopState, shop: Shop) -> None:
     d.open("div", "cart_side_bar", role="complementary", aria_label="Cart")
     if state.added:
         d.text("span", "Added to cart")
     d.text("span", f"Subtotal: {_money(shop.cart_total(state.cart))}")
-    d.el("a", element_name("cart_side_bar", text="Go to Cart"), "Go to Cart", "cart_side_bar",
+    go = _label(shop.variant, "Go to Cart")
+    d.el("a", element_name("cart_side_bar", text=go), go, "cart_side_bar",
          Effect("cart"), key="side_cart", href="/cart")
-    d.el("button", element_name("cart_side_bar", text="Proceed to checkout"),
-         "Proceed to checkout", "purchase", Effect("checkout"), key="side_checkout")
+    if shop.variant.side_checkout:
+        d.el("button", element_name("cart_side_bar", text="Proceed to checkout"),
+             "Proceed to checkout", "purchase", Effect("checkout"), key="side_checkout")
     d.close("div")
 
 
@@ -603,7 +694,8 @@ def _filler(d: _Doc, state: ShopState, shop: Shop, size: PageSize) -> None:
         d.close("div")
     d.el("a", element_name(None, text="Back to top"), "Back to top", "other", Effect("noop"))
     d.open("div", "footer", role="contentinfo")
-    for col, links in _FOOTER_COLS.items():
+    cols = list(_FOOTER_COLS.items())
+    for col, links in (cols[::-1] if d.v.footer_links else cols):  # a placebo: reordered
         d.text("h3", col)
         for label in links:
             d.el("a", element_name("footer", text=label), label, "other", Effect("noop"),

@@ -176,6 +176,16 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "{cur_total} is more than I spend on one item (about {cap}); skipping it.",
         "That's above my budget of {cap}; the {cur} is out.",
     ),
+    "unavailable": (
+        "The {cur} is out of stock; I'll look for something else.",
+        "Currently unavailable, so the {cur} is no use to me; going back.",
+        "I can't buy the {cur} if it's not in stock; back to the other options.",
+    ),
+    "shipping_fee": (
+        "A shipping charge on top of {cart_total}? I'd rather not pay that; I'm leaving.",
+        "I watch every dollar and this shipping fee isn't worth it; stopping here.",
+        "Paying for shipping puts me off this order; I'll leave it.",
+    ),
     "compare": (
         "I'm happy to browse a bit more; before settling on the {cur} let me compare another.",
         "I like to shop around, so I'll go back and look at one more option.",

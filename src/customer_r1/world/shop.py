@@ -123,6 +123,10 @@ class Shop:
             ids.sort(key=lambda i: prods[i].price)
         elif state.sort == "rating":
             ids.sort(key=lambda i: -prods[i].rating)
+        elif self.variant.ranking == "sponsored":
+            # Sponsored placements first: the featured order puts the products that most
+            # need the visibility, the lowest rated, on top (stable within a rating).
+            ids.sort(key=lambda i: prods[i].rating)
         return tuple(ids)
 
     def results(self, state: ShopState) -> tuple[str, ...]:
@@ -157,7 +161,10 @@ class Shop:
         return tuple(others[: self.config.related_terms])
 
     def suggestions(self, typed: str) -> tuple[str, ...]:
-        """Autocomplete under the search box: the typed query's category phrasings."""
+        """Autocomplete under the search box: the typed query's category phrasings (none
+        on a site without suggestions)."""
+        if not self.variant.search_suggestions:
+            return ()
         cat = self.catalog.query_category.get(typed)
         if cat is None:
             return ()
@@ -228,8 +235,10 @@ def apply_effect(state: ShopState, e: Effect) -> ShopState:
     if k == "qty":
         return replace(s, qty=e.n)
     if k == "add":
-        return replace(s, cart=_add(state.cart, CartItem(state.product, state.option,
-                                                          state.qty)), added=True)
+        cart = _add(state.cart, CartItem(state.product, state.option, state.qty))
+        if e.arg == "cart":  # a site that shows the cart after adding
+            return replace(s, page="cart", cart=cart)
+        return replace(s, cart=cart, added=True)
     if k in ("buy_now", "subscribe"):
         return replace(s, ended="purchase")
     if k == "checkout":

@@ -1,6 +1,7 @@
-"""The body of ``customer-r1 sim run`` as functions: flags -> world, personas, policy,
-environments -> a finished run. The ``sim`` commands, ``sim ab`` and the demo call
-:func:`simulate`; it sits below all of them (no command module imports another's body).
+"""The body of ``customer-r1 sim run`` as functions: options -> world, personas, policy,
+environments -> a finished run. ``sim run``, ``sim ab`` (:func:`customer_r1.sim.ab.run_ab`),
+the demo and the benchmarks call :func:`simulate`; it lives in the library so that none of
+them imports the CLI.
 """
 
 from __future__ import annotations
