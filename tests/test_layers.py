@@ -111,3 +111,11 @@ def test_lower_layers_never_import_upper_ones():
             if up in below.get(layer, ()):
                 bad.append(f"{mod} -> {t}")
     assert bad == []
+
+
+def test_library_code_never_imports_the_cli():
+    """The command line sits on top: the demo, the simulator and every stage are called by it,
+    never the other way round (the A/B runner and ``simulate`` live in ``sim``)."""
+    bad = sorted(f"{m} -> {t}" for m, ts in import_graph().items() if not m.startswith(f"{PKG}.cli")
+                 for t in ts if t == f"{PKG}.cli" or t.startswith(f"{PKG}.cli."))
+    assert bad == []
