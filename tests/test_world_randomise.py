@@ -195,5 +195,5 @@ def test_recipe_world_section() -> None:
     cfg = DemoConfig.from_yaml("recipes/tiny-cpu/demo-randomised.yaml")
     wc = WorldConfig(**cfg.world)
     assert wc.randomise is not None and set(wc.randomise.held_out) == set(DEFAULT_HELD_OUT)
-    with pytest.raises(ValueError, match="world: .*unknown variant"):
+    with pytest.raises(ValueError, match=r"world: .*unknown variant"):
         DemoConfig(world={"randomise": {"held_out": ["nope"]}})
