@@ -38,6 +38,7 @@ from customer_r1.world.randomise import (
     draw_site,
     held_out_seed,
     site_rng,
+    train_seed,
 )
 from customer_r1.world.rationale import write_rationale
 from customer_r1.world.shop import Shop, ShopState, step
@@ -304,8 +305,21 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
             if cfg.variant_mix and split == "train":  # a stream of its own per session
                 vrng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5A17, ui, j]))
                 variant = cfg.variant_mix[int(vrng.integers(len(cfg.variant_mix)))]
-            elif cfg.randomise is not None and split == "train":  # a stream of its own too
+            elif cfg.randomise is not None and split == "train":  # streams of its own
                 variant = _register(world, draw_site(cfg.randomise, site_rng(cfg.seed, ui, j)))
+                if test_idx and j < max(test_idx):
+                    # The control session the plain world draws here, discarded: the main
+                    # streams advance exactly as there, so every later test session is the
+                    # plain world's, byte for byte.
+                    _session(world, u, blind, split, t0, rng, "control")
+                ss, sb = train_seed(cfg.seed, ui, j).spawn(2)
+                own = BlindFilter(population, TraitTable.from_traits([u.traits], brands, cats),
+                                  np.random.default_rng(sb), len(brands), len(cats))
+                world.sessions.append(_session(world, u, own, split, t0,
+                                               np.random.default_rng(ss), variant))
+                if progress is not None:
+                    progress(len(world.sessions), total)
+                continue
             if split == "test":
                 test_t0.append(t0)
             world.sessions.append(_session(world, u, blind, split, t0, rng, variant))

@@ -25,7 +25,12 @@ the one the same config without randomisation generates.
 
 Every draw here comes from streams of its own (``SeedSequence([seed, tag, user, session])``),
 never from the world's main streams, so with ``randomise`` unset (the default) every byte
-of the world is unchanged.
+of the world is unchanged. A randomised training session draws its steps (and its
+persona-blind filter's redraws) from a stream of its own too; where a test session of the
+same user follows it, the control session the plain world draws in its place is generated
+and discarded first, so the main streams advance exactly as without randomisation and the
+test split is the plain world's, byte for byte (a training session on another site takes
+other steps, which would otherwise shift every later draw of the user's stream).
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ from customer_r1.world.variants import (
     combine,
 )
 
-#: Stream tags: a training session's site; a held-out session's draws.
+#: Stream tags: a training session's site; its steps; a held-out session's draws.
 SITE_TAG = 0x2A4D
+TRAIN_TAG = 0x7EA1
 HELD_OUT_TAG = 0x4E1D
 HELD_OUT_SPLIT = "heldout"
 #: The benchmark's variants held out by default: real effects (large and small) and placebos.
@@ -247,6 +253,12 @@ def site_rng(seed: int, user_index: int, session_index: int) -> np.random.Genera
     """The stream a training session's site is drawn from (never a main stream)."""
     return np.random.default_rng(np.random.SeedSequence([seed, SITE_TAG, user_index,
                                                          session_index]))
+
+
+def train_seed(seed: int, user_index: int, session_index: int) -> np.random.SeedSequence:
+    """The seed of a randomised world's training session (its draws and its persona-blind
+    filter's), so a session is a function of (seed, user, session) and its site alone."""
+    return np.random.SeedSequence([seed, TRAIN_TAG, user_index, session_index])
 
 
 def held_out_seed(seed: int, user_index: int, variant_index: int,
