@@ -56,8 +56,9 @@ def generate(
              "(docs/randomised-world.md); default settings unless --randomise-config."),
     randomise_config: Annotated[Path | None, input_option(
         "recipe", "--randomise-config",
-        help="YAML mapping of randomise settings (pool, held_out, continuous, ...), or a "
-             "mapping holding one under 'randomise:'; implies --randomise.")] = None,
+        help="YAML mapping of randomise settings (pool, held_out, continuous, ...), one "
+             "under 'randomise:', or a demo recipe's world.randomise (its other world "
+             "settings are not read); implies --randomise.")] = None,
     held_out: list[str] = typer.Option(
         [], "--held-out",
         help="A held-out variant (repeat; replaces the config's list); implies --randomise."),
@@ -113,7 +114,12 @@ def _randomise_settings(on: bool, path: Path | None, held_out: list[str]) -> dic
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise BadInput(f"unreadable randomise settings: {' '.join(str(exc).split())}",
                            str(path), "write a YAML mapping of randomise settings") from exc
-        if isinstance(data, dict) and set(data) == {"randomise"}:  # a world section's form
+        if isinstance(data, dict) and isinstance(data.get("world"), dict):  # a demo recipe
+            data = data["world"].get("randomise")
+            if data is None:
+                raise BadInput("the recipe's world section has no randomise settings",
+                               str(path), "add world: randomise: {...} (docs/randomised-world.md)")
+        elif isinstance(data, dict) and set(data) == {"randomise"}:  # a world section's form
             data = data["randomise"]
         if not isinstance(data, dict):
             raise BadInput("randomise settings must be a YAML mapping", str(path),
