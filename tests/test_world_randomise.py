@@ -208,3 +208,17 @@ def test_recipe_world_section() -> None:
     assert wc.randomise is not None and set(wc.randomise.held_out) == set(DEFAULT_HELD_OUT)
     with pytest.raises(ValueError, match=r"world: .*unknown variant"):
         DemoConfig(world={"randomise": {"held_out": ["nope"]}})
+
+
+def test_cli_reads_a_recipe_world_section(tmp_path, capsys) -> None:
+    out = tmp_path / "w"
+    assert run(["world", "generate", "--out", str(out), "--users", "2", "--sessions-per-user",
+                "3", "--population", "50", "--randomise-config",
+                "recipes/tiny-cpu/demo-randomised.yaml", "--quiet"]) == 0
+    cfg = load_world_info(out)["config"]["randomise"]
+    assert cfg["held_out_sessions_per_user"] == 2 and cfg["continuous_share"] == 0.25
+    capsys.readouterr()
+    assert run(["world", "generate", "--out", str(tmp_path / "x"), "--randomise-config",
+                "recipes/tiny-cpu/demo.yaml", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no randomise settings" in err[0]
