@@ -77,6 +77,14 @@ class DemoConfig:
             raise ValueError(f"rationale_samples must be >= 0, got {self.rationale_samples}")
         if not self.rationale_temperature > 0:
             raise ValueError(f"rationale_temperature must be > 0, got {self.rationale_temperature}")
+        from customer_r1.world import WorldConfig
+
+        try:  # a bad world section is a one-line error when the recipe loads, not mid-run
+            WorldConfig(**self.world)
+        except TypeError as exc:
+            raise ValueError(f"world: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"world: {exc}") from exc
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides: Any) -> DemoConfig:

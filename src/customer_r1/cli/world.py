@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from customer_r1.cli.entry import new_app
-from customer_r1.cli.params import input_argument, output_option
+from customer_r1.cli.params import input_argument, input_option, output_option
 
 app = new_app(no_args_is_help=True)
 _console = Console()
@@ -50,6 +50,18 @@ def generate(
     extra_train_sessions: int = typer.Option(
         0, "--extra-train-sessions", min=0,
         help="More training sessions per user; every other session and the test split stay the same."),
+    randomise: bool = typer.Option(
+        False, "--randomise",
+        help="Domain-randomised training sites with held-out variants in a 'heldout' split "
+             "(docs/randomised-world.md); default settings unless --randomise-config."),
+    randomise_config: Annotated[Path | None, input_option(
+        "recipe", "--randomise-config",
+        help="YAML mapping of randomise settings (pool, held_out, continuous, ...), one "
+             "under 'randomise:', or a demo recipe's world.randomise (its other world "
+             "settings are not read); implies --randomise.")] = None,
+    held_out: list[str] = typer.Option(
+        [], "--held-out",
+        help="A held-out variant (repeat; replaces the config's list); implies --randomise."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or tables."),
 ) -> None:
     """Generate a world and export it in OPeRA's filtered layout with policy sidecars.
@@ -61,12 +73,16 @@ def generate(
     from customer_r1.io import atomic_dir
     from customer_r1.world import WorldConfig, export_world, generate_world
 
+    rand = _randomise_settings(randomise, randomise_config, held_out)
     try:
         cfg = WorldConfig(users=users, sessions_per_user=sessions_per_user,
                           page_size=page_size.value, seed=seed, test_fraction=test_fraction,
-                          population=population, extra_train_sessions=extra_train_sessions)
+                          population=population, extra_train_sessions=extra_train_sessions,
+                          randomise=rand)
     except ValueError as exc:
-        raise BadOption(str(exc), hint="see customer-r1 world generate --help") from exc
+        where = str(randomise_config) if randomise_config and "randomise" in str(exc) else None
+        raise BadOption(str(exc), where=where,
+                        hint="see customer-r1 world generate --help") from exc
     _check_replaceable(out)
     t0 = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -81,6 +97,37 @@ def generate(
         _print_stats(info)
         _console.print(f"wrote {out} ({len(world.sessions)} sessions, {steps} steps) "
                        f"in {time.perf_counter() - t0:.1f}s")
+
+
+def _randomise_settings(on: bool, path: Path | None, held_out: list[str]) -> dict[str, Any] | None:
+    """The ``randomise`` settings of the options: None when randomisation is off."""
+    from customer_r1.errors import BadInput
+
+    if not (on or path or held_out):
+        return None
+    settings: dict[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise BadInput(f"unreadable randomise settings: {' '.join(str(exc).split())}",
+                           str(path), "write a YAML mapping of randomise settings") from exc
+        if isinstance(data, dict) and isinstance(data.get("world"), dict):  # a demo recipe
+            data = data["world"].get("randomise")
+            if data is None:
+                raise BadInput("the recipe's world section has no randomise settings",
+                               str(path), "add world: randomise: {...} (docs/randomised-world.md)")
+        elif isinstance(data, dict) and set(data) == {"randomise"}:  # a world section's form
+            data = data["randomise"]
+        if not isinstance(data, dict):
+            raise BadInput("randomise settings must be a YAML mapping", str(path),
+                           "see docs/randomised-world.md")
+        settings.update(data)
+    if held_out:
+        settings["held_out"] = list(held_out)
+    return settings
 
 
 @app.command()
@@ -111,6 +158,11 @@ def stats(
         if "evidence" in s:  # worlds written before evidence was recorded lack it
             out["evidence"] = s["evidence"]
         out["ceilings"] = info["ceilings"]
+        if "randomise" in info:
+            r = info["randomise"]
+            out["randomise"] = {"held_out": r["held_out"], "ceilings": r["ceilings"],
+                                "train_sites": {k: v for k, v in r["train_sites"].items()
+                                                if k != "sites"}}
         out["opera_reference"] = info["opera_reference"]
         out["config"] = info["config"]
         typer.echo(json.dumps(out, indent=2))
@@ -167,3 +219,19 @@ def _print_stats(info: dict[str, Any]) -> None:
         e.add_row(split, str(v["steps"]), _pct(v["ceiling_persona"]), _pct(v["ceiling_blind"]),
                   f"{100 * v['gap']:.1f} pts")
     _console.print(e)
+
+    r = info.get("randomise")
+    if r is not None:  # a randomised world: control test vs held-out sessions
+        h = Table(title="Randomised world: ceilings on the control test split and held-out variants")
+        for col in ("sessions on", "steps", "persona", "persona-blind", "gap"):
+            h.add_column(col, justify="right" if col != "sessions on" else "left")
+        rows = [("control (test)", r["ceilings"]["control_test"]),
+                ("held-out (all)", r["ceilings"]["held_out_test"]),
+                *r["ceilings"]["by_held_out_variant"].items()]
+        for name, v in rows:
+            h.add_row(name, str(v["steps"]), _pct(v["ceiling_persona"]),
+                      _pct(v["ceiling_blind"]), f"{100 * v['gap']:.1f} pts")
+        _console.print(h)
+        ts = r["train_sites"]
+        _console.print(f"training sites: {ts['distinct']} distinct over {ts['sessions']} sessions "
+                       f"({ts['control_sessions']} on the control site)")

@@ -707,6 +707,7 @@ def export_run(out: Path, world: World, records: Sequence[dict[str, Any]], users
 
     from customer_r1.data.opera_write import write_opera
     from customer_r1.world.export import FORMAT_VERSION
+    from customer_r1.world.generate import config_dict
     from customer_r1.world.stats import OPERA_REFERENCE, session_stats
 
     data = records_to_data(records, users, split)
@@ -714,7 +715,7 @@ def export_run(out: Path, world: World, records: Sequence[dict[str, Any]], users
     shutil.rmtree(tmp, ignore_errors=True)
     write_opera(data, tmp, splits=[split] if data.sessions else [])
     stats = session_stats(data.sessions)
-    info = {"format": FORMAT_VERSION, "config": asdict(world.config), "stats": stats, "ceilings": {},
+    info = {"format": FORMAT_VERSION, "config": config_dict(world.config), "stats": stats, "ceilings": {},
             "opera_reference": OPERA_REFERENCE, "simulation": {k: manifest[k] for k in (
                 "policy", "variant", "seed", "counts") if k in manifest}}
     (tmp / "world").mkdir(parents=True, exist_ok=True)

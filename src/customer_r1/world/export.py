@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +100,8 @@ def _action_row(world: World, session_id: str, st: WorldStep, page: Page) -> dic
 def export_world(world: World, out_dir: str | Path,
                  progress: Progress | None = None) -> dict[str, Any]:
     """Write the OPeRA layout, the sidecars and world.json; return world.json's content."""
+    from customer_r1.world.generate import config_dict
+
     out = Path(out_dir)
     root = out / "OPeRA_filtered"
     (root / "action").mkdir(parents=True, exist_ok=True)
@@ -139,7 +141,7 @@ def export_world(world: World, out_dir: str | Path,
                     [user_row(u, world.users[u].survey) for u in uids])
     info = {
         "format": FORMAT_VERSION,
-        "config": asdict(world.config),
+        "config": config_dict(world.config),
         "ceilings": {sp: world.ceilings(sp) for sp in world.splits} | {"all": world.ceilings()},
         "stats": world_stats(world),
         "opera_reference": OPERA_REFERENCE,
@@ -152,8 +154,42 @@ def export_world(world: World, out_dir: str | Path,
                     "brands": list(world.catalog.brands),
                     "products": len(world.catalog.products)},
     }
+    if world.config.randomise is not None:
+        info["randomise"] = randomise_info(world)
     (out / "world" / "world.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def randomise_info(world: World) -> dict[str, Any]:
+    """A randomised world's record: the held-out variants (what each changes), ceilings on
+    the control test split and on the held-out sessions (all, and per variant), and the
+    training sites drawn (sessions per site, what each changes)."""
+    from collections import Counter
+
+    from customer_r1.world.randomise import HELD_OUT_SPLIT
+    from customer_r1.world.variants import BUILTIN_VARIANTS
+
+    rc = world.config.randomise
+    assert rc is not None
+    train = world.split("train")
+    per_site = Counter(s.variant for s in train)
+    sites = {n: {"sessions": c, "changes": (world.variants.get(n) or BUILTIN_VARIANTS[n]).changes()}
+             for n, c in sorted(per_site.items(), key=lambda kv: (-kv[1], kv[0]))}
+    levers = Counter(k for s in train for k in world.site(s.variant).variant.changes())
+    return {
+        "held_out": {n: BUILTIN_VARIANTS[n].changes() for n in rc.held_out},
+        "ceilings": {
+            "control_test": world.ceilings("test"),
+            "held_out_test": world.ceilings(HELD_OUT_SPLIT),
+            "by_held_out_variant": {n: world.ceilings(HELD_OUT_SPLIT, n) for n in rc.held_out},
+        },
+        "train_sites": {
+            "distinct": len(per_site), "sessions": len(train),
+            "control_sessions": per_site.get("control", 0),
+            "sessions_per_lever": dict(sorted(levers.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "sites": sites,
+        },
+    }
 
 
 def ensure_world(config: WorldConfig, out: str | Path, say: Callable[[str], Any] = print) -> Path:

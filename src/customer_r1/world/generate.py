@@ -32,8 +32,17 @@ from customer_r1.world.persona import (
     survey_for,
 )
 from customer_r1.world.policy import Memory, Motive, PolicyContext, decide
+from customer_r1.world.randomise import (
+    HELD_OUT_SPLIT,
+    RandomiseConfig,
+    draw_site,
+    held_out_seed,
+    site_rng,
+    train_seed,
+)
 from customer_r1.world.rationale import write_rationale
 from customer_r1.world.shop import Shop, ShopState, step
+from customer_r1.world.variants import SiteVariant
 
 Progress = Callable[[int, int], None]
 
@@ -65,11 +74,20 @@ class WorldConfig:
     #: own, so an empty mix leaves every byte of the world unchanged. Test sessions stay
     #: on the control site.
     variant_mix: tuple[str, ...] = ()
+    #: A domain-randomised world (:mod:`customer_r1.world.randomise`): each training
+    #: session on a site drawn from compositions of variants and continuous parameters,
+    #: held-out variants in a ``heldout`` split of their own. A mapping of
+    #: :class:`~customer_r1.world.randomise.RandomiseConfig` fields is accepted. ``None``
+    #: (the default) leaves every byte of the world unchanged.
+    randomise: RandomiseConfig | None = None
 
     @property
     def total_sessions(self) -> int:
-        """Sessions the world holds: every user's regular and extra training sessions."""
-        return self.users * (self.sessions_per_user + self.extra_train_sessions)
+        """Sessions the world holds: every user's regular and extra training sessions, and
+        a randomised world's held-out sessions."""
+        held = 0 if self.randomise is None else (
+            len(self.randomise.held_out) * self.randomise.held_out_sessions_per_user)
+        return self.users * (self.sessions_per_user + self.extra_train_sessions + held)
 
     def __post_init__(self) -> None:
         if self.page_size not in PAGE_SIZES:
@@ -95,6 +113,9 @@ class WorldConfig:
         if unknown:
             raise ValueError(f"unknown variant(s) in variant_mix: {unknown}; built-in: "
                              f"{', '.join(BUILTIN_VARIANTS)}")
+        object.__setattr__(self, "randomise", RandomiseConfig.from_value(self.randomise))
+        if self.randomise is not None and self.variant_mix:
+            raise ValueError("give either variant_mix or randomise, not both")
 
 
 @dataclass(slots=True)
@@ -162,6 +183,8 @@ class World:
     users: dict[str, WorldUser]
     sessions: list[WorldSession]
     population: TraitTable
+    #: Sites that are not built-in variants (a randomised world's drawn sites), by name.
+    variants: dict[str, SiteVariant] = field(default_factory=dict)
     _sites: dict[str, Shop] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -169,13 +192,15 @@ class World:
         return self.config.page_size  # type: ignore[return-value]
 
     def site(self, variant: str = "control") -> Shop:
-        """The shop on a built-in site variant (``control``: :attr:`shop` itself)."""
+        """The shop on a site variant: a built-in name or one of :attr:`variants`
+        (``control``: :attr:`shop` itself)."""
         if variant == "control":
             return self.shop
         if variant not in self._sites:
             from customer_r1.world.variants import BUILTIN_VARIANTS
 
-            self._sites[variant] = self.shop.with_variant(BUILTIN_VARIANTS[variant])
+            v = self.variants[variant] if variant in self.variants else BUILTIN_VARIANTS[variant]
+            self._sites[variant] = self.shop.with_variant(v)
         return self._sites[variant]
 
     def page(self, s: WorldStep) -> Page:
@@ -188,9 +213,11 @@ class World:
     def splits(self) -> list[str]:
         return sorted({s.split for s in self.sessions})
 
-    def ceilings(self, split: str | None = None) -> dict[str, float]:
-        """Persona and persona-blind exact-match ceilings (means over steps) and their gap."""
-        steps = [st for s in self.sessions if split in (None, s.split) for st in s.steps]
+    def ceilings(self, split: str | None = None, variant: str | None = None) -> dict[str, float]:
+        """Persona and persona-blind exact-match ceilings (means over steps) and their gap,
+        over one split and / or one site variant (None: all)."""
+        steps = [st for s in self.sessions if split in (None, s.split)
+                 and variant in (None, s.variant) for st in s.steps]
         if not steps:
             return {"ceiling_persona": 0.0, "ceiling_blind": 0.0, "gap": 0.0, "steps": 0}
         cp = float(np.mean([st.ceil_persona for st in steps]))
@@ -270,6 +297,7 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
             1, min(cfg.sessions_per_user - 1, round(cfg.sessions_per_user * cfg.test_fraction)))
         test_idx = set(rng.choice(cfg.sessions_per_user, size=n_test, replace=False).tolist())
         t0 = start + timedelta(minutes=int(rng.integers(0, 600)))
+        test_t0: list[datetime] = []
         for j in range(per):
             t0 = t0 + timedelta(days=float(rng.uniform(0.5, 3.0)))
             split = "test" if j in test_idx else "train"
@@ -277,10 +305,60 @@ def generate_world(config: WorldConfig | None = None, progress: Progress | None 
             if cfg.variant_mix and split == "train":  # a stream of its own per session
                 vrng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0x5A17, ui, j]))
                 variant = cfg.variant_mix[int(vrng.integers(len(cfg.variant_mix)))]
+            elif cfg.randomise is not None and split == "train":  # streams of its own
+                variant = _register(world, draw_site(cfg.randomise, site_rng(cfg.seed, ui, j)))
+                if test_idx and j < max(test_idx):
+                    # The control session the plain world draws here, discarded: the main
+                    # streams advance exactly as there, so every later test session is the
+                    # plain world's, byte for byte.
+                    _session(world, u, blind, split, t0, rng, "control")
+                ss, sb = train_seed(cfg.seed, ui, j).spawn(2)
+                own = BlindFilter(population, TraitTable.from_traits([u.traits], brands, cats),
+                                  np.random.default_rng(sb), len(brands), len(cats))
+                world.sessions.append(_session(world, u, own, split, t0,
+                                               np.random.default_rng(ss), variant))
+                if progress is not None:
+                    progress(len(world.sessions), total)
+                continue
+            if split == "test":
+                test_t0.append(t0)
             world.sessions.append(_session(world, u, blind, split, t0, rng, variant))
             if progress is not None:
-                progress(ui * per + j + 1, total)
+                progress(len(world.sessions), total)
+        if cfg.randomise is not None:  # after the user's own sessions, from streams of their own
+            _held_out_sessions(world, cfg.randomise, ui, u, test_t0 or [t0], brands, cats)
+            if progress is not None:
+                progress(len(world.sessions), total)
     return world
+
+
+def _register(world: World, site: SiteVariant) -> str:
+    """The name a session records for ``site``: a built-in's, or a drawn site's (kept in
+    :attr:`World.variants` so its pages render)."""
+    from customer_r1.world.variants import BUILTIN_VARIANTS
+
+    if site.name in BUILTIN_VARIANTS and BUILTIN_VARIANTS[site.name] == site:
+        return site.name
+    have = world.variants.setdefault(site.name, site)
+    if have != site:  # names carry every change (rounded values), so this cannot happen
+        raise AssertionError(f"two drawn sites named {site.name!r}")
+    return site.name
+
+
+def _held_out_sessions(world: World, rc: RandomiseConfig, ui: int, u: WorldUser,
+                       starts: list[datetime], brands: list[str], cats: list[str]) -> None:
+    """``held_out_sessions_per_user`` sessions of user ``ui`` on each held-out variant: the
+    ``heldout`` split. Each draws from a stream of its own (session and persona-blind
+    filter), starting a second per variant after one of the user's test sessions."""
+    for vi, name in enumerate(rc.held_out):
+        for k in range(rc.held_out_sessions_per_user):
+            ss, sb = held_out_seed(world.config.seed, ui, vi, k).spawn(2)
+            blind = BlindFilter(world.population,
+                                TraitTable.from_traits([u.traits], brands, cats),
+                                np.random.default_rng(sb), len(brands), len(cats))
+            t0 = starts[k % len(starts)] + timedelta(seconds=vi + 1, minutes=k // len(starts))
+            world.sessions.append(_session(world, u, blind, HELD_OUT_SPLIT, t0,
+                                           np.random.default_rng(ss), name))
 
 
 def _iso_ms(t: datetime) -> str:
@@ -433,4 +511,11 @@ def _mouse(rng: np.random.Generator) -> dict[str, int]:
 
 
 def config_dict(cfg: WorldConfig) -> dict[str, Any]:
-    return asdict(cfg)
+    """The config as JSON-friendly fields (``WorldConfig(**config_dict(cfg)) == cfg``); an
+    unset ``randomise`` is left out, so a plain world's world.json is unchanged."""
+    d = asdict(cfg)
+    if cfg.randomise is None:
+        del d["randomise"]
+    else:
+        d["randomise"] = cfg.randomise.to_dict()
+    return d
