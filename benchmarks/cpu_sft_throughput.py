@@ -158,18 +158,37 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
 
 
 def shapes(work: Path, a: argparse.Namespace) -> None:
-    """The demo's shape against a wider, shallower one, same recipe, same wall-clock budget."""
-    base_d, built_d = small_demo(work / "shape-demo", a.users)
-    base_w, built_w = small_demo(work / "shape-wide", a.users, **WIDE)
-    examples = 8 * 10_000  # more than the budget reaches: the clock ends each run, LR decayed over it
-    for label, base, built in [("demo 4 x 192", base_d, built_d), ("wide 2 x 256", base_w, built_w)]:
-        r = measure(work, f"shape-{label.split()[0]}", built, base, examples,
-                    ["--lr_schedule_over_time", "true"], minutes=a.shape_minutes)
-        third = max(1, len(r["losses"]) // 3)
-        tail = sum(r["losses"][-third:]) / third
-        print(f"shape {label}: {r['updates']} updates in {r['seconds']:.0f} s "
-              f"({r['examples_per_s']:.2f} examples/s), mean loss of the last third {tail:.4f}"
-              f"; {load()}", flush=True)
+    """The demo's shape against a wider, shallower one: the same recipe and examples, both
+    trained at once (one thread each, so a shared machine slows both alike) for the same
+    wall-clock budget, the LR decayed over it. Same tokenizer (trained on the same texts)."""
+    import subprocess
+    import sys
+
+    arms = {"demo 4 x 192": {}, "wide 2 x 256": WIDE}
+    procs = {}
+    for label, model in arms.items():
+        base, built = small_demo(work / f"shape-{label.split()[0]}", a.users, **model)
+        out = work / f"shape-out-{label.split()[0]}"
+        argv = ["--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
+                "--output_dir", str(out), "--max_train_minutes", str(a.shape_minutes),
+                "--lr_schedule_over_time", "true", "--num_train_epochs", "20", "--logging_steps", "1",
+                "--disable_tqdm", "true"]
+        code = f"from customer_r1.training import sft; sft.main({argv!r})"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        procs[label] = (subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL), out, base)
+    for label, (proc, out, base) in procs.items():
+        if proc.wait() != 0:
+            print(f"shape {label}: training failed (exit {proc.returncode})")
+            continue
+        m = json.loads((out / "metrics.json").read_text())
+        losses = [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"]
+                  if "loss" in h]
+        params = json.loads((base / "customer_r1_base.json").read_text())["parameters"]
+        tail = losses[-max(1, len(losses) // 5):]
+        print(f"shape {label} ({params / 1e6:.2f}M parameters): {m['global_step']} updates in "
+              f"{m['train_runtime']:.0f} s ({m['global_step'] * 8 / m['train_runtime']:.2f} examples/s), "
+              f"mean loss of the last fifth {sum(tail) / len(tail):.4f}; {load()}", flush=True)
 
 
 def main() -> None:

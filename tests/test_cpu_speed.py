@@ -115,6 +115,15 @@ def test_varlen_attention_equals_attention_per_example():
         torch.testing.assert_close(out[:, s:e], ref)
 
 
+def test_fp32_fallback_trains_in_fp32(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr(cpu_speed, "cpu_flags", lambda *a: {"avx2"})  # a CPU without bf16
+    seen = _record_matmul_dtypes(monkeypatch)
+    m = _train(tiny, tmp_path / "fp32", "--per_device_train_batch_size", "2", "--cpu_bf16", "auto",
+               "--bf16", "true", steps=1)
+    assert m["cpu_bf16"] is False and "avx512_bf16" in m["cpu_precision_reason"]
+    assert seen and set(seen) == {torch.float32}
+
+
 def test_padding_free_batch_trains_the_loss_of_one_example_at_a_time(tiny, tmp_path):
     one = tmp_path / "one"
     packed = tmp_path / "packed"
@@ -137,12 +146,28 @@ def test_padding_free_batch_trains_the_loss_of_one_example_at_a_time(tiny, tmp_p
     assert "cpu_varlen_sdpa" not in (packed / "config.json").read_text()
 
 
+def _record_matmul_dtypes(monkeypatch) -> list[torch.dtype]:
+    """The dtype of an MLP projection's output at every training forward."""
+    seen: list[torch.dtype] = []
+    load = sft.load_model
+
+    def load_and_watch(*a, **kw):
+        model = load(*a, **kw)
+        model.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        return model
+
+    monkeypatch.setattr(sft, "load_model", load_and_watch)
+    return seen
+
+
 @pytest.mark.skipif(not cpu_speed.native_bf16()[0], reason="this CPU has no native bf16")
-def test_bf16_path_trains(tiny, tmp_path):
+def test_bf16_path_trains(tiny, tmp_path, monkeypatch):
     out = tmp_path / "bf16"
+    seen = _record_matmul_dtypes(monkeypatch)
     m = _train(tiny, out, "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
                "--cpu_bf16", "auto", "--cpu_padding_free", "true", "--learning_rate", "1e-2", steps=8)
     assert m["cpu_bf16"] is True
+    assert seen and set(seen) == {torch.bfloat16}  # autocast really ran the matmuls in bf16
     losses = _losses(out)
     assert sum(losses[-3:]) / 3 < losses[0] - 0.3
     from safetensors.torch import load_file

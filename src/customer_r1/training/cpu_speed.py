@@ -105,6 +105,9 @@ def apply_cpu_precision(script_args: Any, training_args: Any) -> CpuPrecision | 
         return None
     choice = choose_cpu_precision(setting)
     training_args.bf16 = choice.bf16
+    # TrainingArguments reads bf16 once, into mixed_precision (what accelerate's autocast
+    # follows), when it is built; set both or the flag changes nothing.
+    training_args.mixed_precision = "bf16" if choice.bf16 else "no"
     if choice.bf16:
         log.info("CPU training in bf16 autocast (fp32 weights and optimizer): %s", choice.reason)
     elif str(setting).strip().lower() == "auto":
