@@ -21,8 +21,9 @@ The peaks are a 2048 x 2048 matmul in fp32 and bf16 on the same cores.
 
 Run: ``.venv/bin/python benchmarks/cpu_sft_throughput.py [--quick] [--ablations]
 [--shapes]``; ``--quick`` (one round of 96 examples per setting, ~3 minutes on 2 quiet
-cores). ``--shapes`` trains the demo's shape and a wider, shallower one for the same wall
-time and prints the loss each reaches (learning per second, not just throughput).
+cores). ``--shapes`` instead trains the demo's shape and a wider, shallower one side by
+side for the same wall time and prints the loss each reaches (learning per second, not
+just throughput).
 The last line is ``examples_per_s=E before_examples_per_s=B speedup=S gflops=G
 peak_bf16_gflops=P loss_delta=D``.
 """
@@ -198,7 +199,7 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
     ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
     ap.add_argument("--ablations", action="store_true", help="also each lever alone, and torch.compile")
-    ap.add_argument("--shapes", action="store_true", help="also compare loss per second of two shapes")
+    ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     a = ap.parse_args()
     if a.quick:
@@ -207,6 +208,7 @@ def main() -> None:
         work = Path(tmp)
         if a.shapes:
             shapes(work, a)
+            return
         base, built = small_demo(work, a.users)
         throughput(work, base, built, a)
 
