@@ -52,8 +52,7 @@ def pretrain(
     config: Annotated[Path, input_option("recipe", "--config", help="YAML recipe (recipes/*/pretrain.yaml).")
     ],
 ) -> None:
-    """Language-model pretraining of a base on a world's training pages and reasons (no persona, no
-    actions, no test sessions); resumable, --max_train_minutes caps it."""
+    """Language-model pretraining on a world's training pages and reasons (resumable, time-capped)."""
     _run("pretrain", config, ctx)
 
 
