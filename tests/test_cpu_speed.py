@@ -82,17 +82,17 @@ def test_bad_cpu_bf16_value_is_a_user_error():
 def test_recipe_flags_round_trip_through_the_loader(tiny, tmp_path):
     base, built = tiny
     recipe = yaml.safe_load((ROOT / "recipes/tiny-cpu/sft.yaml").read_text())
-    assert recipe["cpu_bf16"] == "false" and recipe["cpu_padding_free"] is True
+    assert recipe["cpu_bf16"] == "auto" and recipe["cpu_padding_free"] is True
     argv = ["--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"), "--dataset_path", str(built),
             "--model_name_or_path", str(base), "--output_dir", str(tmp_path / "o")]
     from trl import SFTConfig
 
     script, _, _ = parse_config(SFTConfig, SFTScriptArguments, argv)
-    assert script.cpu_bf16 == "false" and script.cpu_padding_free is True
+    assert script.cpu_bf16 == "auto" and script.cpu_padding_free is True
     script, _, _ = parse_config(
-        SFTConfig, SFTScriptArguments, [*argv, "--cpu_bf16", "auto", "--cpu_padding_free", "false"]
+        SFTConfig, SFTScriptArguments, [*argv, "--cpu_bf16", "false", "--cpu_padding_free", "false"]
     )
-    assert script.cpu_bf16 == "auto" and script.cpu_padding_free is False
+    assert script.cpu_bf16 == "false" and script.cpu_padding_free is False
 
 
 def test_varlen_attention_equals_attention_per_example():

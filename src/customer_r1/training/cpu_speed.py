@@ -6,10 +6,9 @@ Two levers, each one recipe flag away from off (``cpu_bf16``, ``cpu_padding_free
   twice their fp32 rate; the weights and the optimizer stay fp32 (mixed precision, as on a
   GPU). ``cpu_bf16: auto`` turns it on only where the CPU has the instructions, and says
   in the log which path it took and why: without them bf16 is emulated and slower than fp32.
-  Whether it pays depends on the shapes: for the 192-wide demo model it bought 1.4x at
-  batch 1 but cost time on top of padding-free batches, where the casts around every
-  linear layer outweigh the faster matmuls (docs/cpu-training.md), so the tiny recipes
-  leave it off.
+  For the 192-wide demo model it pays on top of padding-free batches (1.29x on one
+  thread), not much alone at batch 1, where the casts around every linear layer eat most
+  of the faster matmuls (docs/cpu-training.md).
 * **Padding-free batches with a per-sequence causal kernel.** At hidden size 192 one
   example's matmuls (730 x 192 x 512) leave most of a core idle; eight examples in one
   batch give the linear layers eight times the rows. Padding them would waste compute and
