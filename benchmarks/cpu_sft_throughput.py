@@ -1,74 +1,221 @@
-"""SFT examples/s on CPU for the demo's tiny model: the old recipe against the new one.
+"""SFT examples/s and achieved GFLOP/s on CPU for the demo's tiny model: today's recipe
+against the earlier fp32 one, beside the machine's own matmul peaks.
 
-Two things made the tiny CPU recipe slow. PyTorch's CPU ``scaled_dot_product_attention``
-takes its fused causal kernel only when a batch has no padding; a padded batch gets a
-mask and the much slower masked path. And TRL's configs default to gradient
-checkpointing, which recomputes every forward during the backward pass: right for a 7B
-model at 65k tokens, pure waste for a 2.4M-parameter one. ``recipes/tiny-cpu/sft.yaml``
-therefore trains with batch 1, gradient accumulation and no checkpointing. This script
-measures the three settings through the project's own ``train sft`` entry point, on the
-same examples, with the demo's world, prompt budget and tiny model, in one run.
+The settings run through the project's own ``train sft`` entry point on the same
+examples in the same order, with the demo's world, prompt budget and tiny model:
 
-Run: ``.venv/bin/python benchmarks/cpu_sft_throughput.py [--examples 192]``.
-Prints one line per setting and a last line ``speedup=...`` (after over before).
+* **before**: the earlier fp32 recipe: batch 1 x 8 accumulated, no gradient
+  checkpointing (``--cpu_bf16 false --cpu_padding_free false``);
+* **after**: ``recipes/tiny-cpu/sft.yaml`` as it is (8 examples per padding-free batch,
+  causal attention per example, bf16 autocast where the CPU has it);
+* with ``--ablations``: bf16 autocast alone (batch 1 x 8), the recipe with bf16 forced
+  off, and ``torch.compile`` on top of the recipe.
+
+The cores may be shared, so the settings are interleaved in rounds (before, after,
+before, after, ...) and each setting's rate is its median over the rounds; ``uptime``'s
+load is printed with every round. ``loss_delta`` is the relative difference of the mean
+training loss over the last 5 updates (the same examples in both), after over before.
+Achieved GFLOP/s counts the useful work only: 6 x (matmul parameters) per token, causal
+attention (6 x layers x hidden x L^2 per example of L tokens) and the vocabulary
+projection for completion tokens only (the fused LM head scores nothing else).
+The peaks are a 2048 x 2048 matmul in fp32 and bf16 on the same cores.
+
+Run: ``.venv/bin/python benchmarks/cpu_sft_throughput.py [--quick] [--ablations]
+[--shapes]``; ``--quick`` (one round of 96 examples per setting, ~3 minutes on 2 quiet
+cores). ``--shapes`` instead trains the demo's shape and a wider, shallower one side by
+side for the same wall time and prints the loss each reaches (learning per second, not
+just throughput).
+The last line is ``examples_per_s=E before_examples_per_s=B speedup=S gflops=G
+peak_bf16_gflops=P loss_delta=D``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from small_demo import small_demo
 
-from customer_r1.data.examples import read_examples
 from customer_r1.training import sft
 
 ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes/tiny-cpu/sft.yaml"
+
+BEFORE = ["--cpu_bf16", "false", "--cpu_padding_free", "false",
+          "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "8"]
+AFTER: list[str] = []  # the recipe as it is
+ABLATIONS = {  # --ablations NAME,NAME (bf16, pf, compile) or all
+    "bf16 only (batch 1 x 8)": ["--cpu_bf16", "auto", "--cpu_padding_free", "false",
+                                "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "8"],
+    "after without bf16 (padding-free, fp32)": ["--cpu_bf16", "false"],
+    "after + torch.compile": ["--torch_compile", "true"],
+}
+# A wider, shallower decoder of about the same FLOPs per token (2 layers of 256 against 4 of 192).
+WIDE = {"hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 2,
+        "num_attention_heads": 8, "num_key_value_heads": 2}
 
 
-def measure(
-    work: Path, built: Path, base: Path, examples: int, batch: int, accum: int, checkpointing: bool
-) -> dict[str, float]:
-    out = work / f"sft-b{batch}-ga{accum}-gc{int(checkpointing)}"
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def matmul_peak(dtype: Any, n: int = 2048, seconds: float = 3.0) -> float:
+    """GFLOP/s of an n x n x n matmul in ``dtype`` on this process's threads."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def useful_flops(base: Path, built: Path, examples: int) -> tuple[float, float]:
+    """(FLOPs per example, tokens per example) of the first ``examples`` training examples."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from customer_r1.training.common import load_examples
+    from customer_r1.training.configs import SFTScriptArguments
+    from customer_r1.training.packing import step_tokens
+
+    cfg = AutoConfig.from_pretrained(base)
+    tok = AutoTokenizer.from_pretrained(base)
+    rows = load_examples(SFTScriptArguments(dataset_path=str(built), max_train_examples=examples), "train")
+    d, inter, layers = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    kv = d // cfg.num_attention_heads * cfg.num_key_value_heads
+    per_layer = d * d * 2 + d * kv * 2 + 3 * d * inter  # q, o, k, v, gate/up/down
+    flops = tokens = 0.0
+    for r in rows:
+        ids, start = step_tokens(tok, r["prompt"], r["completion"])
+        n, scored = len(ids), len(ids) - start
+        flops += 6 * per_layer * layers * n + 6 * layers * d * n * n + 6 * d * cfg.vocab_size * scored
+        tokens += n
+    return flops / len(rows), tokens / len(rows)
+
+
+def measure(work: Path, tag: str, built: Path, base: Path, examples: int, extra: list[str],
+            minutes: float | None = None) -> dict[str, Any]:
+    out = work / f"sft-{tag}"
+    steps = examples // 8
     sft.main([
-        "--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"),
-        "--dataset_path", str(built), "--model_name_or_path", str(base), "--output_dir", str(out),
-        "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps", str(accum),
-        "--max_train_examples", str(examples), "--max_steps", str(examples // (batch * accum)),
-        "--warmup_steps", "0", "--logging_steps", "1000", "--disable_tqdm", "true",
-        "--gradient_checkpointing", str(checkpointing).lower(),
-        # The old recipe grouped padded batches by length, which keeps padding low.
-        *(["--train_sampling_strategy", "group_by_length"] if batch > 1 else []),
+        "--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
+        "--output_dir", str(out), "--max_train_examples", str(examples), "--max_steps", str(steps),
+        "--warmup_steps", "0", "--logging_steps", "1", "--disable_tqdm", "true",
+        *(["--max_train_minutes", str(minutes)] if minutes else []), *extra,
     ])
     m = json.loads((out / "metrics.json").read_text())
-    return {"seconds": m["train_runtime"], "examples_per_s": examples / m["train_runtime"]}
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    done = int(m["global_step"]) * 8
+    return {"seconds": m["train_runtime"], "examples_per_s": done / m["train_runtime"],
+            "loss_last5": sum(losses[-5:]) / len(losses[-5:]), "losses": losses, "updates": m["global_step"],
+            "bf16": m.get("cpu_bf16"), "reason": m.get("cpu_precision_reason")}
+
+
+def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> None:
+    import torch
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}; {load()}")
+    peak32 = matmul_peak(torch.float32)
+    peak16 = matmul_peak(torch.bfloat16)
+    print(f"matmul 2048^3 peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s; {load()}")
+    flops, tokens = useful_flops(base, built, a.examples)
+    print(f"{a.examples} examples, {tokens:.0f} tokens each on average, {flops / 1e9:.2f} GFLOP of useful "
+          "training work each")
+    settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER}
+    if a.ablations:
+        keys = {"bf16": 0, "pf": 1, "compile": 2}
+        wanted = list(keys) if a.ablations == "all" else a.ablations.split(",")
+        names = list(ABLATIONS)
+        settings.update({names[keys[w]]: ABLATIONS[names[keys[w]]] for w in wanted})
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in settings}
+    for rnd in range(a.rounds):
+        for i, (label, extra) in enumerate(settings.items()):
+            r = measure(work, f"r{rnd}-{i}", built, base, a.examples, extra)
+            runs[label].append(r)
+            print(f"round {rnd + 1} {label}: seconds={r['seconds']:.1f} "
+                  f"examples_per_s={r['examples_per_s']:.2f} "
+                  f"gflops={r['examples_per_s'] * flops / 1e9:.0f} loss_last5={r['loss_last5']:.4f}"
+                  + (f" bf16={r['bf16']} ({r['reason']})" if r["bf16"] is not None else "")
+                  + f"; {load()}", flush=True)
+    rate = {k: statistics.median(r["examples_per_s"] for r in v) for k, v in runs.items()}
+    loss = {k: v[0]["loss_last5"] for k, v in runs.items()}
+    b, aft = list(settings)[:2]
+    print("\nmedian over rounds:")
+    for k in settings:
+        print(f"  {k}: examples_per_s={rate[k]:.2f} speedup={rate[k] / rate[b]:.2f} "
+              f"gflops={rate[k] * flops / 1e9:.0f} loss_last5={loss[k]:.4f} "
+              f"loss_delta={(loss[k] - loss[b]) / loss[b] * 100:+.2f}%")
+    print(f"examples_per_s={rate[aft]:.2f} before_examples_per_s={rate[b]:.2f} "
+          f"speedup={rate[aft] / rate[b]:.2f} "
+          f"gflops={rate[aft] * flops / 1e9:.0f} peak_bf16_gflops={peak16:.0f} "
+          f"loss_delta={(loss[aft] - loss[b]) / loss[b] * 100:+.2f}%")
+
+
+def shapes(work: Path, a: argparse.Namespace) -> None:
+    """The demo's shape against a wider, shallower one: the same recipe and examples, both
+    trained at once (one thread each, so a shared machine slows both alike) for the same
+    wall-clock budget, the LR decayed over it. Same tokenizer (trained on the same texts)."""
+    import subprocess
+    import sys
+
+    arms = {"demo 4 x 192": {}, "wide 2 x 256": WIDE}
+    procs = {}
+    for label, model in arms.items():
+        base, built = small_demo(work / f"shape-{label.split()[0]}", a.users, **model)
+        out = work / f"shape-out-{label.split()[0]}"
+        argv = ["--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
+                "--output_dir", str(out), "--max_train_minutes", str(a.shape_minutes),
+                "--lr_schedule_over_time", "true", "--num_train_epochs", "20", "--logging_steps", "1",
+                "--disable_tqdm", "true"]
+        code = f"from customer_r1.training import sft; sft.main({argv!r})"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        procs[label] = (subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL), out, base)
+    for label, (proc, out, base) in procs.items():
+        if proc.wait() != 0:
+            print(f"shape {label}: training failed (exit {proc.returncode})")
+            continue
+        m = json.loads((out / "metrics.json").read_text())
+        losses = [h["loss"] for h in json.loads((out / "trainer_state.json").read_text())["log_history"]
+                  if "loss" in h]
+        params = json.loads((base / "customer_r1_base.json").read_text())["parameters"]
+        tail = losses[-max(1, len(losses) // 5):]
+        print(f"shape {label} ({params / 1e6:.2f}M parameters): {m['global_step']} updates in "
+              f"{m['train_runtime']:.0f} s ({m['global_step'] * 8 / m['train_runtime']:.2f} examples/s), "
+              f"mean loss of the last fifth {sum(tail) / len(tail):.4f}; {load()}", flush=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--examples", type=int, default=192, help="examples per setting (a multiple of 16)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--examples", type=int, default=192, help="examples per setting (a multiple of 8)")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of all settings")
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
+    ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
+    ap.add_argument("--ablations", nargs="?", const="all", default=None,
+                    help="bf16 alone, recipe without bf16, + compile: all or some of bf16,pf,compile")
+    ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
+    ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     a = ap.parse_args()
+    if a.quick:
+        a.examples, a.rounds = 96, 1
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        if a.shapes:
+            shapes(work, a)
+            return
         base, built = small_demo(work, a.users)
-        tokens = [r["prompt_tokens"] for r in read_examples(built, "train")]
-        print(f"prompts: {len(tokens)} train examples, mean {sum(tokens) / len(tokens):.0f} tokens")
-        settings = {
-            "before: padded batches of 16, checkpointing (TRL default)": (16, 1, True),
-            "batch 1 x 16 accumulated, checkpointing": (1, 16, True),
-            "after: batch 1 x 16 accumulated, no checkpointing": (1, 16, False),
-        }
-        rate = {}
-        for label, (batch, accum, ckpt) in settings.items():
-            r = measure(work, built, base, a.examples, batch, accum, ckpt)
-            rate[label] = r["examples_per_s"]
-            print(f"{label}: examples={a.examples} seconds={r['seconds']:.1f} "
-                  f"examples_per_s={r['examples_per_s']:.2f}")
-        before, after = rate[next(iter(settings))], rate[list(settings)[-1]]
-        print(f"speedup={after / before:.2f} (after over before)")
+        throughput(work, base, built, a)
 
 
 if __name__ == "__main__":

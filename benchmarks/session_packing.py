@@ -39,6 +39,7 @@ def measure(work: Path, built: Path, base: Path, examples: int, packed: bool, st
         "--config", str(ROOT / "recipes/tiny-cpu/sft.yaml"),
         "--dataset_path", str(built), "--model_name_or_path", str(base), "--output_dir", str(out),
         "--max_train_examples", str(examples), "--pack_sessions", str(packed).lower(),
+        "--per_device_train_batch_size", "1", "--cpu_bf16", "false", "--cpu_padding_free", "false",
         "--gradient_accumulation_steps", "1" if packed else "8", "--max_steps", str(steps),
         "--max_length", "8192", "--warmup_steps", "0", "--logging_steps", "1000", "--disable_tqdm", "true",
     ])

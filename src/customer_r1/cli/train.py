@@ -1,4 +1,4 @@
-"""`customer-r1 train sft|grpo --config RECIPE [--field value ...]`: TRL entry points.
+"""`customer-r1 train pretrain|sft|grpo --config RECIPE [--field value ...]`: TRL entry points.
 
 Everything after the recipe is a field override in TRL's ``--name value`` form, e.g.
 ``--learning_rate 1e-5 --output_dir runs/x``. Multi-GPU runs launch the same modules
@@ -44,6 +44,16 @@ def sft(
 ) -> None:
     """Supervised fine-tuning over TRL's SFTTrainer (completion-only loss, LoRA by --use_peft)."""
     _run("sft", config, ctx)
+
+
+@app.command("pretrain", context_settings=_EXTRA)
+def pretrain(
+    ctx: typer.Context,
+    config: Annotated[Path, input_option("recipe", "--config", help="YAML recipe (recipes/*/pretrain.yaml).")
+    ],
+) -> None:
+    """Language-model pretraining on a world's training pages and reasons (resumable, time-capped)."""
+    _run("pretrain", config, ctx)
 
 
 @app.command("grpo", context_settings=_EXTRA)

@@ -44,6 +44,15 @@ class DataArguments:
         default=False,
         metadata={"help": "Write a hash of the final weights per rank (distributed checks)."},
     )
+    cpu_bf16: str | None = field(
+        default=None,
+        metadata={
+            "help": "CPU runs only: 'auto' trains in bf16 autocast where the CPU has native bf16 "
+            "(avx512_bf16 / amx_bf16) and says in the log when it falls back to fp32; 'true' forces it, "
+            "'false' keeps fp32; unset leaves TRL's bf16 as the recipe has it. Ignored on a GPU. "
+            "See training/cpu_speed.py."
+        },
+    )
 
 
 @dataclass
@@ -55,6 +64,14 @@ class SFTScriptArguments(DataArguments):
         metadata={
             "help": "Train each session's steps in one sequence (examples built with prompt_style chat; "
             "see customer_r1/training/packing.py). Steps that do not chain start a new sequence."
+        },
+    )
+    cpu_padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "CPU runs only, batch size > 1: TRL's padding-free batches (examples end to end, no "
+            "padding) with causal attention computed per example; max_length is then not applied. "
+            "See training/cpu_speed.py."
         },
     )
 

@@ -26,6 +26,7 @@ from customer_r1.training.common import (
     train_and_save,
 )
 from customer_r1.training.configs import GRPOScriptArguments
+from customer_r1.training.cpu_speed import apply_cpu_precision
 from customer_r1.training.lm_head import score_only_labelled_positions
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def train_grpo(script_args: GRPOScriptArguments, training_args: Any, model_args:
 
     set_seed(training_args.seed)
     score_only_labelled_positions()
+    apply_cpu_precision(script_args, training_args)
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer_for(path)
     tokenizer.padding_side = "left"

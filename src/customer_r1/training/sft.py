@@ -25,6 +25,7 @@ from customer_r1.training.common import (
     train_and_save,
 )
 from customer_r1.training.configs import SFTScriptArguments
+from customer_r1.training.cpu_speed import apply_cpu_precision, apply_padding_free
 from customer_r1.training.lm_head import score_only_labelled_positions
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
 
     set_seed(training_args.seed)
     score_only_labelled_positions()
+    precision = apply_cpu_precision(script_args, training_args)
+    padding_free = apply_padding_free(script_args, training_args, model_args)
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer_for(path)
     model = load_model(path, model_args, training_args)
@@ -45,7 +48,9 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
         keep += ["session_id", "step_index"]
     train = load_examples(script_args, script_args.train_split, keep=keep)
     evals = load_examples(script_args, script_args.eval_split, keep=keep) if script_args.eval_split else None
-    extra: dict[str, Any] = {"train_examples": len(train)}
+    extra: dict[str, Any] = {"train_examples": len(train), "cpu_padding_free": padding_free}
+    if precision is not None:
+        extra.update(cpu_bf16=precision.bf16, cpu_precision_reason=precision.reason)
     if script_args.pack_sessions:
         if training_args.completion_only_loss is False:
             raise BadValue("pack_sessions needs completion_only_loss (the loss mask is the packing)",
