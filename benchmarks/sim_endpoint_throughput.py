@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 _NAME = re.compile(r'<(\w+)[^>]*?\bname="([^"]+)"')
@@ -156,7 +155,10 @@ def child(spec: dict) -> None:
     the source tree on PYTHONPATH (this one, or the ``before`` revision's)."""
     import importlib
 
-    from customer_r1.sim.simulate import simulate
+    try:
+        from customer_r1.sim.simulate import simulate
+    except ImportError:  # a revision from before sim.simulate existed (the body lived in the CLI)
+        from customer_r1.cli.simulate import simulate  # type: ignore[no-redef]
 
     for mod in ("customer_r1.sim.runner", "customer_r1.sim.policies", "customer_r1.world.load",
                 "customer_r1.evaluation.predict", "customer_r1.evaluation.backends.openai_api",
@@ -183,8 +185,10 @@ def one_run(ep: Endpoint, world_dir: Path, build: Path, users: list[str], out: P
             "users": users[:n_users], "spu": math.ceil(sessions / n_users), "k": k}
     srv0 = ep.call("/stats")["cpu_s"]
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env, check=True,
+    res = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], env=env,
                          capture_output=True, text=True)
+    if res.returncode:
+        sys.exit(f"the {mode} run (K={k}, L={latency_ms:g} ms) failed:\n{res.stderr[-3000:]}")
     got = json.loads(res.stdout.strip().splitlines()[-1])
     st = ep.call("/stats")
     times = sorted(st["times"])
@@ -245,7 +249,7 @@ def main() -> None:
         args.per_k = 1.5
 
     from customer_r1.world import WorldConfig
-    from customer_r1.world.generate import world_base
+    from customer_r1.world.generate import config_dict, world_base
 
     ks = [int(x) for x in args.ks.split(",")]
     lats = [float(x) for x in args.latencies.split(",")]
@@ -263,7 +267,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, Endpoint() as ep:
         root = Path(tmp)
         (root / "world" / "world").mkdir(parents=True)
-        (root / "world" / "world" / "world.json").write_text(json.dumps({"format": 1, "config": asdict(cfg)}))
+        (root / "world" / "world" / "world.json").write_text(
+            json.dumps({"format": 1, "config": config_dict(cfg)}))
         build = root / "build.json"
         build.write_text(json.dumps({"config": {"prompt_style": "compact", "token_budget": None,
                                                 "tokenizer": None, "max_history_steps": 3}}))
