@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv lock browser test lint docs demo sim-demo demo-model demo-model-gpu bench clean
+.PHONY: venv lock browser test lint docs demo sim-demo demo-model demo-model-gpu pretrained-base bench clean
 
 LOCK   := requirements.lock
 # The torch release the lock names (installed first, alone: see below).
@@ -71,6 +71,13 @@ demo: $(STAMP) browser
 # site and two variants; about 5 minutes on 2 CPU cores): fidelity and A/B tables, the report.
 sim-demo: $(STAMP)
 	$(BIN)/customer-r1 demo --config recipes/tiny-cpu/demo.yaml --stage sim
+
+# Remake the pretrained tiny base shipped in demo-model/pretrained/, which `make demo` fine-tunes:
+# a domain-randomised world, its tokenizer, then 30 minutes of language-model pretraining on its
+# training pages and reasons (2 CPU cores; recipes/tiny-cpu/pretrain.yaml, docs/cpu-training.md).
+pretrained-base: $(STAMP)
+	$(BIN)/customer-r1 demo --config recipes/tiny-cpu/demo-randomised.yaml
+	$(BIN)/customer-r1 train pretrain --config recipes/tiny-cpu/pretrain.yaml
 
 # Retrain the checkpoints shipped in demo-model/: on a CUDA GPU (8 minutes on an H200;
 # needs a CUDA build of torch in the environment), or the CPU recipe (81 minutes on 2 cores).

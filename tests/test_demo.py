@@ -148,3 +148,37 @@ def test_demo_config_rejects_bad_sampling_settings(bad):
     """A bad decoding setting fails when the recipe loads, not after an hour of training."""
     with pytest.raises(ValueError, match=next(iter(bad))):
         DemoConfig(**bad)
+
+
+@pytest.mark.slow
+def test_demo_fine_tunes_the_pretrained_base_when_there_is_one(tmp_path):
+    """``pretrained_base``: the live stage starts from that folder (its tokenizer builds the
+    examples); a folder that is not there falls back to a tiny base from random weights."""
+    from transformers import AutoTokenizer
+
+    from customer_r1.data.opera import load_opera
+    from customer_r1.training.bases import ensure_tiny_base
+
+    cfg = {
+        "world": {"users": 3, "sessions_per_user": 2, "seed": 2},
+        "build": {"token_budget": 1280, "max_history_steps": 2},
+        "model": TOY_MODEL,
+        "sft_overrides": {"max_steps": 1},
+        "persona_modes": ["real"],
+        "train_runs": ["sft"],
+        "shipped_dir": None,
+        "device": "cpu",
+        "stages": ["train"],
+    }
+    run_demo(DemoConfig(out_dir=str(tmp_path / "b"), pretrained_base=str(tmp_path / "missing"), **cfg))
+    assert (tmp_path / "b" / "base" / "model.safetensors").exists()
+    fallback = AutoTokenizer.from_pretrained(tmp_path / "b" / "models" / "real" / "sft").get_vocab()
+
+    # Another base (here: another vocabulary size) stands in for a pretrained one.
+    pre = ensure_tiny_base(load_opera(tmp_path / "b" / "world"), {"prompt_style": "compact", **cfg["build"]},
+                           {**TOY_MODEL, "vocab_size": 700}, tmp_path / "pre")
+    run_demo(DemoConfig(out_dir=str(tmp_path / "a"), pretrained_base=str(pre), **cfg))
+    sft = AutoTokenizer.from_pretrained(tmp_path / "a" / "models" / "real" / "sft").get_vocab()
+    assert sft == AutoTokenizer.from_pretrained(pre).get_vocab() != fallback
+    assert (tmp_path / "a" / "built" / "pre-real" / "build.json").exists()
+    assert not (tmp_path / "a" / "base").exists()

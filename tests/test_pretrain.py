@@ -62,7 +62,8 @@ def test_pretrain_trains_resumes_and_gives_a_base_sft_loads(tmp_path):
     args = ["--config", str(ROOT / "recipes/tiny-cpu/pretrain.yaml"), "--dataset_path", str(world),
             "--model_name_or_path", str(base), *common_args(out), "--max_length", "512",
             "--per_device_train_batch_size", "2", "--learning_rate", "1e-2", "--warmup_steps", "0",
-            "--eval_fraction", "0", "--num_train_epochs", "20"]
+            "--eval_fraction", "0", "--num_train_epochs", "20", "--ship_to", str(tmp_path / "shipped"),
+            "--max_train_minutes", "10"]
     args[args.index("--save_strategy") + 1] = "steps"
     first = pretrain.main([*args, "--max_steps", "6", "--save_steps", "6"])
     assert first["global_step"] == 6
@@ -74,6 +75,7 @@ def test_pretrain_trains_resumes_and_gives_a_base_sft_loads(tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     assert again["global_step"] == 8
     assert [h["step"] for h in state["log_history"] if "loss" in h] == list(range(1, 9))  # resumed at 6
+    losses_after = [h["loss"] for h in state["log_history"] if "loss" in h]
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -83,6 +85,14 @@ def test_pretrain_trains_resumes_and_gives_a_base_sft_loads(tmp_path):
     with torch.no_grad():
         assert after(ids, labels=ids).loss < before(ids, labels=ids).loss - 0.5
     assert "cpu_varlen_sdpa" not in (out / "config.json").read_text()
+    # ship_to: the base in bf16 with its tokenizer and a card saying how it was made
+    shipped = tmp_path / "shipped"
+    card = json.loads((shipped / "card.json").read_text())
+    assert card["updates"] == 8 and card["loss_last"] == losses_after[-1] < card["loss_first"]
+    assert card["corpus"]["corpus_documents"] == first["corpus_documents"] and card["train_minutes"] >= 0
+    assert "pretrain" in card["made_by"] and card["tokens_seen"] > 0 and card["parameters"] > 0
+    assert AutoModelForCausalLM.from_pretrained(shipped).dtype == torch.bfloat16
+    assert AutoTokenizer.from_pretrained(shipped)(texts[0]).input_ids == tok(texts[0]).input_ids
 
 
 def test_pretrain_refuses_test_sessions(tmp_path):

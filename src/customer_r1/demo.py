@@ -34,6 +34,10 @@ class DemoConfig:
     world: dict[str, Any] = field(default_factory=dict)  # customer_r1.world.WorldConfig fields
     build: dict[str, Any] = field(default_factory=dict)  # customer_r1.data.examples.BuildConfig fields
     model: dict[str, Any] = field(default_factory=dict)  # customer_r1.training.bases.TinyModelConfig fields
+    #: A pretrained base (``make pretrained-base`` ships one in demo-model/pretrained) that the
+    #: live stage fine-tunes, tokenizer and all; None, or a folder that is not there: a tiny base
+    #: from random weights with a tokenizer trained on this world (``model``).
+    pretrained_base: str | None = None
     sft_recipe: str = "recipes/tiny-cpu/sft.yaml"
     grpo_recipe: str = "recipes/tiny-cpu/grpo.yaml"
     sft_overrides: dict[str, Any] = field(default_factory=dict)
@@ -116,9 +120,22 @@ def make_world(cfg: DemoConfig, root: Path) -> Path:
 
 
 def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
-    """The tiny base: tokenizer trained on the real-persona prompts, then the model."""
+    """The pretrained base when there is one, else the tiny base: a tokenizer trained on the
+    real-persona prompts, then the model from random weights."""
     from customer_r1.training.bases import ensure_tiny_base
 
+    if cfg.pretrained_base:
+        pre = Path(cfg.pretrained_base)
+        if (pre / "model.safetensors").exists():
+            card = pre / "card.json"
+            made = json.loads(card.read_text()) if card.exists() else {}
+            console.print(f"fine-tuning the pretrained base {pre}"
+                          + (f" ({made.get('train_minutes')} min of pretraining on {made.get('hardware')}, "
+                             f"{made.get('tokens_seen'):.3g} tokens, loss {made.get('loss_last')})"
+                             if made.get("tokens_seen") else ""))
+            return pre
+        console.print(f"[yellow]no pretrained base at {pre} (make pretrained-base makes one); "
+                      "training from random weights[/]")
     return ensure_tiny_base(data, _build_kwargs(cfg), cfg.model, root / "base", say=console.print)
 
 
@@ -247,7 +264,9 @@ def evaluate(
         # The trainers' own runtimes, so a rerun that reuses the models still reports them.
         minutes = sum(read_json(p / "metrics.json").get("train_runtime", 0.0) for p in paths.values()) / 60
         tag = "" if m == "real" else f", {m} persona"
-        src = f"live ({minutes:.0f} min on {hardware(_device(cfg))})"
+        pre = cfg.pretrained_base and (Path(cfg.pretrained_base) / "model.safetensors").exists()
+        start = ", from the pretrained base" if pre else ""
+        src = f"live ({minutes:.0f} min on {hardware(_device(cfg))}{start})"
         for stage in ("sft", "grpo") if m == "real" else ("grpo",):
             name = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{tag}"
             d = ev / f"live-{m}-{stage}"

@@ -192,3 +192,49 @@ def _pin_tokenizer_class(folder: Path) -> None:
     cfg = json.loads(path.read_text())
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+
+
+def ship_pretrained_base(run_dir: str | Path, dest: str | Path, command: str) -> Path:
+    """Copy a finished pretraining run to ``dest`` (bf16 weights, tokenizer) with a model card.
+
+    The card says how the base was made (command, minutes, hardware, corpus) and how far it
+    got (updates, tokens, first and last training loss, validation loss), so a fine-tune of
+    it can say what it started from.
+    """
+    import shutil
+    import time
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from customer_r1.runtime import hardware
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    state_file = run_dir / "trainer_state.json"
+    history = json.loads(state_file.read_text()).get("log_history", []) if state_file.exists() else []
+    losses = [h["loss"] for h in history if "loss" in h]
+    tokens = [h["num_tokens"] for h in history if "num_tokens" in h]
+    model = AutoModelForCausalLM.from_pretrained(run_dir, dtype=torch.bfloat16)
+    shutil.rmtree(dest, ignore_errors=True)
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(run_dir).save_pretrained(dest)
+    (dest / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    card = {
+        "made_by": command,
+        "what": "language-model pretraining of the tiny decoder on a domain-randomised world's "
+        "training pages and reasons (no persona, no actions, no test sessions)",
+        "hardware": hardware("cpu"),
+        "train_minutes": round(metrics.get("train_runtime", 0.0) / 60, 1),
+        "updates": metrics.get("global_step"),
+        "tokens_seen": tokens[-1] if tokens else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "eval_loss": metrics.get("eval_loss"),
+        "corpus": {k: v for k, v in metrics.items() if k.startswith("corpus_")},
+        "cpu_bf16": metrics.get("cpu_bf16"),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    (dest / "card.json").write_text(json.dumps(card, indent=2))
+    return dest

@@ -45,6 +45,11 @@ class PretrainScriptArguments(DataArguments):
         default=0.02,
         metadata={"help": "Share of those sessions (whole, stable by id) held out for a validation loss."},
     )
+    ship_to: str | None = field(
+        default=None,
+        metadata={"help": "When training ends, copy the base here (bf16, tokenizer) with card.json "
+                  "(command, minutes, hardware, losses); `make demo` fine-tunes demo-model/pretrained."},
+    )
 
 
 def corpus_datasets(script_args: PretrainScriptArguments) -> tuple[Any, Any, dict[str, Any]]:
@@ -105,9 +110,20 @@ def train_pretrain(
         processing_class=tokenizer,
         callbacks=callbacks_for(script_args, training_args),
     )
-    return train_and_save(
+    metrics = train_and_save(
         trainer, tokenizer, "pretrain", script_args, training_args, model_args, metrics=info
     )
+    if script_args.ship_to and trainer.is_world_process_zero():
+        import shlex
+        import sys
+        from pathlib import Path
+
+        from customer_r1.training.bases import ship_pretrained_base
+
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        dest = ship_pretrained_base(training_args.output_dir, script_args.ship_to, command)
+        log.info("pretrained base shipped to %s (card.json says how it was made)", dest)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
