@@ -58,8 +58,17 @@ class PageView:
                       if f.name in d or f.default is dataclasses.MISSING})
 
 
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(ShopState))
+_LINE_FIELDS = tuple(f.name for f in dataclasses.fields(CartItem))
+
+
 def state_to_dict(state: ShopState) -> dict[str, Any]:
-    return dataclasses.asdict(state)
+    """``dataclasses.asdict(state)``, written out: it runs on every simulated step, and the
+    generic version (a deepcopy per field) cost a tenth of the runner's CPU per step."""
+    d = {n: getattr(state, n) for n in _STATE_FIELDS}
+    for key in ("cart", "saved"):
+        d[key] = tuple({n: getattr(line, n) for n in _LINE_FIELDS} for line in d[key])
+    return d
 
 
 def state_from_dict(d: dict[str, Any]) -> ShopState:
