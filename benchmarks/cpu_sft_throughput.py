@@ -55,6 +55,7 @@ ABLATIONS = {  # --ablations NAME,NAME (bf16, pf, compile) or all
                                 "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "8"],
     "after without bf16 (padding-free, fp32)": ["--cpu_bf16", "false"],
     "after + torch.compile": ["--torch_compile", "true"],
+    "after + compiled decoder layers": ["--cpu_compile_layers", "true"],
 }
 # A wider, shallower decoder of about the same FLOPs per token (2 layers of 256 against 4 of 192).
 WIDE = {"hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 2,
@@ -134,7 +135,7 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
           "training work each")
     settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER}
     if a.ablations:
-        keys = {"bf16": 0, "pf": 1, "compile": 2}
+        keys = {"bf16": 0, "pf": 1, "compile": 2, "layers": 3}
         wanted = list(keys) if a.ablations == "all" else a.ablations.split(",")
         names = list(ABLATIONS)
         settings.update({names[keys[w]]: ABLATIONS[names[keys[w]]] for w in wanted})
@@ -203,7 +204,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
     ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
     ap.add_argument("--ablations", nargs="?", const="all", default=None,
-                    help="bf16 alone, recipe without bf16, + compile: all or some of bf16,pf,compile")
+                    help="bf16 alone, recipe without bf16, + compile, + compiled layers: all or some of "
+                         "bf16,pf,compile,layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     a = ap.parse_args()

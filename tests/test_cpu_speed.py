@@ -173,3 +173,20 @@ def test_bf16_path_trains(tiny, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     assert all(t.dtype == torch.float32 for t in load_file(out / "model.safetensors").values())
+
+
+@pytest.mark.slow
+def test_compiled_decoder_layers_train_the_same_losses(tiny, tmp_path):
+    """``cpu_compile_layers``: every decoder layer compiled (dynamic shapes, the per-example
+    attention left eager); the same losses as eager within float noise, weights that load
+    without torch.compile's wrappers."""
+    eager, compiled = tmp_path / "eager", tmp_path / "compiled"
+    flags = ("--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "1",
+             "--cpu_padding_free", "true", "--cpu_bf16", "false")
+    _train(tiny, eager, *flags)
+    m = _train(tiny, compiled, *flags, "--cpu_compile_layers", "true")
+    assert m["cpu_compiled_layers"] == 2  # the tiny test model has two layers
+    assert _losses(eager) == pytest.approx(_losses(compiled), rel=1e-3)
+    from safetensors.torch import load_file
+
+    assert set(load_file(compiled / "model.safetensors")) == set(load_file(eager / "model.safetensors"))

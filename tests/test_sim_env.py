@@ -282,9 +282,9 @@ def test_state_to_dict_is_asdict_and_round_trips():
     from customer_r1.sim.session import state_from_dict, state_to_dict
     from customer_r1.world.shop import CartItem, ShopState
 
-    states = [ShopState(), ShopState(page="cart", query="mug", cart=(CartItem("p1", "red", 2), CartItem("p2", "", 1)),
-                                     saved=(CartItem("p3", "xl", 1),), deals=("p4", "p5"), added=True,
-                                     ended="terminate", page_no=3)]
+    lines = (CartItem("p1", "red", 2), CartItem("p2", "", 1))
+    states = [ShopState(), ShopState(page="cart", query="mug", cart=lines, saved=(CartItem("p3", "xl", 1),),
+                                     deals=("p4", "p5"), added=True, ended="terminate", page_no=3)]
     for st in states:
         d = state_to_dict(st)
         assert d == dataclasses.asdict(st) and type(d["cart"]) is tuple and type(d["deals"]) is tuple

@@ -74,6 +74,14 @@ class SFTScriptArguments(DataArguments):
             "See training/cpu_speed.py."
         },
     )
+    cpu_compile_layers: bool = field(
+        default=False,
+        metadata={
+            "help": "CPU runs only: torch.compile each decoder layer (dynamic shapes; the per-example "
+            "attention stays eager), fusing the elementwise work around the matmuls. See "
+            "training/cpu_speed.py and docs/cpu-training.md for when it pays."
+        },
+    )
 
 
 @dataclass

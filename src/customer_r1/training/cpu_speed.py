@@ -136,6 +136,16 @@ def _no_mask(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+def _eager(fn: Any) -> Any:
+    """Never traced by torch.compile (a Python loop over data-dependent boundaries)."""
+    try:
+        import torch
+
+        return torch.compiler.disable(fn, recursive=True)
+    except (ImportError, AttributeError):  # pragma: no cover - torch < 2.1
+        return fn
+
+
 def varlen_sdpa_attention(
     module: Any,
     query: Any,
@@ -181,6 +191,9 @@ def varlen_sdpa_attention(
     return out.transpose(1, 2).contiguous(), None
 
 
+varlen_sdpa_attention = _eager(varlen_sdpa_attention)
+
+
 def apply_padding_free(script_args: Any, training_args: Any, model_args: Any) -> bool:
     """With ``cpu_padding_free`` on a CPU: TRL's padding-free batches, attended per example.
 
@@ -207,3 +220,31 @@ def apply_padding_free(script_args: Any, training_args: Any, model_args: Any) ->
     )
     return True
 
+
+
+def compile_layers(script_args: Any, training_args: Any, model: Any) -> int:
+    """With ``cpu_compile_layers`` on a CPU: ``torch.compile`` every decoder layer (regional
+    compilation: the layers are alike, so one compiled graph serves all of them, and the
+    embedding, LM head and loss stay eager). RMSNorm, rotary embeddings, SwiGLU, the residual
+    adds and the bf16 casts then run as a few fused loops instead of dozens of passes over
+    memory. Sequence lengths change every batch (padding-free), so shapes are dynamic; the
+    per-example attention (a Python loop over ``cu_seq_lens``) is left eager. Returns the
+    number of layers compiled."""
+    if not getattr(script_args, "cpu_compile_layers", False) or not on_cpu(training_args):
+        return 0
+    import os
+    import shutil
+
+    compilers = [os.environ.get("CXX") or "", "g++", "clang++", "c++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        log.warning("cpu_compile_layers: no C++ compiler (g++, clang++ or $CXX) for torch.compile's CPU "
+                    "kernels; training eager")
+        return 0
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        log.warning("cpu_compile_layers: %s has no model.layers; nothing compiled", type(model).__name__)
+        return 0
+    for layer in layers:
+        layer.compile(dynamic=True)
+    log.info("CPU training: %d decoder layers compiled with torch.compile (dynamic shapes)", len(layers))
+    return len(layers)

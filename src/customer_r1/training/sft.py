@@ -25,7 +25,7 @@ from customer_r1.training.common import (
     train_and_save,
 )
 from customer_r1.training.configs import SFTScriptArguments
-from customer_r1.training.cpu_speed import apply_cpu_precision, apply_padding_free
+from customer_r1.training.cpu_speed import apply_cpu_precision, apply_padding_free, compile_layers
 from customer_r1.training.lm_head import score_only_labelled_positions
 
 log = logging.getLogger(__name__)
@@ -43,12 +43,14 @@ def train_sft(script_args: SFTScriptArguments, training_args: Any, model_args: A
     path = resolve_model_path(model_args.model_name_or_path)
     tokenizer = load_tokenizer_for(path)
     model = load_model(path, model_args, training_args)
+    compiled = compile_layers(script_args, training_args, model)
     keep = ["prompt", "completion"]
     if script_args.pack_sessions:
         keep += ["session_id", "step_index"]
     train = load_examples(script_args, script_args.train_split, keep=keep)
     evals = load_examples(script_args, script_args.eval_split, keep=keep) if script_args.eval_split else None
-    extra: dict[str, Any] = {"train_examples": len(train), "cpu_padding_free": padding_free}
+    extra: dict[str, Any] = {"train_examples": len(train), "cpu_padding_free": padding_free,
+                             "cpu_compiled_layers": compiled}
     if precision is not None:
         extra.update(cpu_bf16=precision.bf16, cpu_precision_reason=precision.reason)
     if script_args.pack_sessions:
