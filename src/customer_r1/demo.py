@@ -129,10 +129,11 @@ def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
         if (pre / "model.safetensors").exists():
             card = pre / "card.json"
             made = json.loads(card.read_text()) if card.exists() else {}
-            console.print(f"fine-tuning the pretrained base {pre}"
-                          + (f" ({made.get('train_minutes')} min of pretraining on {made.get('hardware')}, "
-                             f"{made.get('tokens_seen'):.3g} tokens, loss {made.get('loss_last')})"
-                             if made.get("tokens_seen") else ""))
+            how = ""
+            if made.get("tokens_seen"):
+                how = (f" ({made.get('train_minutes')} min of pretraining on {made.get('hardware')}, "
+                       f"{made['tokens_seen']:.3g} tokens, validation loss {made.get('eval_loss') or 0:.3f})")
+            console.print(f"fine-tuning the pretrained base {pre}{how}")
             return pre
         console.print(f"[yellow]no pretrained base at {pre} (make pretrained-base makes one); "
                       "training from random weights[/]")
