@@ -182,3 +182,12 @@ def test_demo_fine_tunes_the_pretrained_base_when_there_is_one(tmp_path):
     assert sft == AutoTokenizer.from_pretrained(pre).get_vocab() != fallback
     assert (tmp_path / "a" / "built" / "pre-real" / "build.json").exists()
     assert not (tmp_path / "a" / "base").exists()
+
+    # A remade pretrained base (a new card) retrains what started from it; the same one is reused.
+    weights = tmp_path / "a" / "models" / "real" / "sft" / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    run_demo(DemoConfig(out_dir=str(tmp_path / "a"), pretrained_base=str(pre), **cfg))
+    assert weights.stat().st_mtime_ns == before
+    (pre / "card.json").write_text(json.dumps({"made_by": "a second pretraining run"}))
+    run_demo(DemoConfig(out_dir=str(tmp_path / "a"), pretrained_base=str(pre), **cfg))
+    assert weights.stat().st_mtime_ns != before

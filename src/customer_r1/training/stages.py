@@ -39,11 +39,17 @@ def cli_args(overrides: dict[str, Any]) -> list[str]:
 
 
 def stamp_of(init: Path) -> Any:
-    """What identifies a starting checkpoint: its own stage stamp, or the base's stamp and config."""
-    return read_json(init / STAMP_FILE) or {
+    """What identifies a starting checkpoint: its own stage stamp, or the base's stamp and config
+    (and the model card of a shipped base, so a remade pretrained base retrains what started
+    from it)."""
+    stamp = read_json(init / STAMP_FILE) or {
         "base": read_json(init / "demo_base.json"),
         "config": read_json(init / "config.json"),
     }
+    card = read_json(init / "card.json")
+    if card is not None and "base" in stamp:
+        stamp["card"] = card
+    return stamp
 
 
 def run_stage(stage: str, *, recipe: str, init: Path, dataset: Path, out: Path,
