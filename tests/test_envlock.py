@@ -68,3 +68,14 @@ def test_strict_check_fails_on_an_unlocked_distribution(tmp_path: Path) -> None:
     lock.write_text("".join(f"{n}=={v}\n" for n, v in have.items() if n != dropped))
     assert envlock.check(lock, strict=False) == 0
     assert envlock.check(lock, strict=True) == 1
+
+
+def test_vendored_copies_on_sys_path_are_not_installed_distributions(tmp_path: Path, monkeypatch) -> None:
+    """setuptools, once imported (torch.compile does), appends its ``_vendor`` folder, with an
+    older ``packaging``, to sys.path: the installed one still counts, the vendored one not."""
+    real = envlock.installed()["packaging"]
+    info = tmp_path / "setuptools" / "_vendor" / "packaging-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: packaging\nVersion: 0.1\n")
+    monkeypatch.syspath_prepend(str(info.parent))
+    assert envlock.installed()["packaging"] == real != "0.1"

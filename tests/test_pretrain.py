@@ -90,7 +90,9 @@ def test_pretrain_trains_resumes_and_gives_a_base_sft_loads(tmp_path):
     card = json.loads((shipped / "card.json").read_text())
     assert card["updates"] == 8 and card["loss_last"] == losses_after[-1] < card["loss_first"]
     assert card["corpus"]["corpus_documents"] == first["corpus_documents"] and card["train_minutes"] >= 0
-    assert "pretrain" in card["made_by"] and card["tokens_seen"] > 0 and card["parameters"] > 0
+    assert card["made_by"].startswith("customer-r1 train pretrain --config ")
+    assert "--max_steps 8" in card["made_by"]
+    assert card["tokens_seen"] > 0 and card["parameters"] > 0
     assert AutoModelForCausalLM.from_pretrained(shipped).dtype == torch.bfloat16
     assert AutoTokenizer.from_pretrained(shipped)(texts[0]).input_ids == tok(texts[0]).input_ids
 

@@ -34,12 +34,18 @@ def public(version: str) -> str:
 
 
 def installed() -> dict[str, str]:
-    """Installed distributions, name -> public version, the ignored ones left out."""
+    """Installed distributions, name -> public version, the ignored ones left out.
+
+    The first one on ``sys.path`` wins, as for an import; copies vendored inside another
+    package are not installed distributions (setuptools, once imported, e.g. by
+    torch.compile, puts its ``_vendor`` folder with its own ``packaging`` on ``sys.path``).
+    """
     out: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata.get("Name")
-        if name and canonical(name) not in IGNORED:
-            out[canonical(name)] = public(dist.version)
+        if not name or canonical(name) in IGNORED or "_vendor" in Path(str(getattr(dist, "_path", ""))).parts:
+            continue
+        out.setdefault(canonical(name), public(dist.version))
     return out
 
 

@@ -75,9 +75,11 @@ def corpus_datasets(script_args: PretrainScriptArguments) -> tuple[Any, Any, dic
 
 
 def train_pretrain(
-    script_args: PretrainScriptArguments, training_args: Any, model_args: Any
+    script_args: PretrainScriptArguments, training_args: Any, model_args: Any,
+    command: str = "customer-r1 train pretrain",
 ) -> dict[str, Any]:
-    """Pretrain, save model + tokenizer + resolved config + metrics in output_dir; return metrics."""
+    """Pretrain, save model + tokenizer + resolved config + metrics in output_dir; return metrics.
+    ``command`` is what the shipped base's card says made it."""
     from transformers import set_seed
     from trl import SFTTrainer
 
@@ -114,22 +116,24 @@ def train_pretrain(
         trainer, tokenizer, "pretrain", script_args, training_args, model_args, metrics=info
     )
     if script_args.ship_to and trainer.is_world_process_zero():
-        import shlex
-        import sys
-        from pathlib import Path
-
         from customer_r1.training.bases import ship_pretrained_base
 
-        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
         dest = ship_pretrained_base(training_args.output_dir, script_args.ship_to, command)
         log.info("pretrained base shipped to %s (card.json says how it was made)", dest)
     return metrics
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import functools
+    import shlex
+    import sys
+
     from trl import SFTConfig
 
-    return run_main(SFTConfig, PretrainScriptArguments, train_pretrain, argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["customer-r1", "train", "pretrain", *args])
+    train = functools.partial(train_pretrain, command=command)
+    return run_main(SFTConfig, PretrainScriptArguments, train, argv)
 
 
 if __name__ == "__main__":
