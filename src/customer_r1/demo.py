@@ -119,24 +119,31 @@ def make_world(cfg: DemoConfig, root: Path) -> Path:
     return ensure_world(WorldConfig(**cfg.world), root / "world", say=console.print)
 
 
+def _pretrained(cfg: DemoConfig) -> Path | None:
+    """The recipe's pretrained base when its weights are there, else None."""
+    if cfg.pretrained_base and (Path(cfg.pretrained_base) / "model.safetensors").exists():
+        return Path(cfg.pretrained_base)
+    return None
+
+
 def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
     """The pretrained base when there is one, else the tiny base: a tokenizer trained on the
     real-persona prompts, then the model from random weights."""
     from customer_r1.training.bases import ensure_tiny_base
 
+    pre = _pretrained(cfg)
+    if pre is not None:
+        card = pre / "card.json"
+        made = json.loads(card.read_text()) if card.exists() else {}
+        how = ""
+        if made.get("tokens_seen"):
+            how = (f" ({made.get('train_minutes')} min of pretraining on {made.get('hardware')}, "
+                   f"{made['tokens_seen']:.3g} tokens, validation loss {made.get('eval_loss') or 0:.3f})")
+        console.print(f"fine-tuning the pretrained base {pre}{how}")
+        return pre
     if cfg.pretrained_base:
-        pre = Path(cfg.pretrained_base)
-        if (pre / "model.safetensors").exists():
-            card = pre / "card.json"
-            made = json.loads(card.read_text()) if card.exists() else {}
-            how = ""
-            if made.get("tokens_seen"):
-                how = (f" ({made.get('train_minutes')} min of pretraining on {made.get('hardware')}, "
-                       f"{made['tokens_seen']:.3g} tokens, validation loss {made.get('eval_loss') or 0:.3f})")
-            console.print(f"fine-tuning the pretrained base {pre}{how}")
-            return pre
-        console.print(f"[yellow]no pretrained base at {pre} (make pretrained-base makes one); "
-                      "training from random weights[/]")
+        console.print(f"[yellow]no pretrained base at {cfg.pretrained_base} "
+                      "(make pretrained-base makes one); training from random weights[/]")
     return ensure_tiny_base(data, _build_kwargs(cfg), cfg.model, root / "base", say=console.print)
 
 
@@ -265,8 +272,7 @@ def evaluate(
         # The trainers' own runtimes, so a rerun that reuses the models still reports them.
         minutes = sum(read_json(p / "metrics.json").get("train_runtime", 0.0) for p in paths.values()) / 60
         tag = "" if m == "real" else f", {m} persona"
-        pre = cfg.pretrained_base and (Path(cfg.pretrained_base) / "model.safetensors").exists()
-        start = ", from the pretrained base" if pre else ""
+        start = ", from the pretrained base" if _pretrained(cfg) else ""
         src = f"live ({minutes:.0f} min on {hardware(_device(cfg))}{start})"
         for stage in ("sft", "grpo") if m == "real" else ("grpo",):
             name = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{tag}"

@@ -1,7 +1,7 @@
 """Language-model pretraining of a base on the world's pages and reasons, over TRL's SFTTrainer.
 
-    customer-r1 train pretrain --config recipes/tiny-cpu/pretrain.yaml \
-        --dataset_path runs/demo/world --model_name_or_path runs/demo/base --output_dir runs/demo/pretrained
+    customer-r1 demo --config recipes/tiny-cpu/demo-randomised.yaml   # world, tokenizer + base
+    customer-r1 train pretrain --config recipes/tiny-cpu/pretrain.yaml  # `make pretrained-base`
 
 ``dataset_path`` is a world (or OPeRA) folder; its training sessions become step
 documents (data/corpus.py: page HTML, then the reason; no persona, no action, nothing
