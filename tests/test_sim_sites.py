@@ -317,3 +317,17 @@ def test_the_random_shopper_is_a_seeded_monkey():
     blank = Observation("<html></html>", "", {})
     empty = RandomPolicy().act_batch([ActRequest("k", blank, [], User("u"), 1)])
     assert empty[0].action.type == "terminate"
+
+
+@pytest.mark.parametrize(("name", "shows"), [("header.nav.shop", "Visited again"),
+                                             ("header.search.search", "Search results for mug")])
+def test_a_navigation_that_starts_late_is_waited_for(name, shows, servers, browser):
+    """A link to the page itself (a reload) and a form's submit button load a document
+    even when the theme starts the navigation 300 ms after the click: the step shows
+    the new page, never the old one or a blank page between the two."""
+    shop, _ = servers
+    env = visit(browser, shop, "/shops/late/index.html")
+    assert "First visit" in env.page_view.html and name in env.page_view.elements
+    res = env.step(Action.click(name))
+    assert res.observation.last_action_error == "" and shows in res.observation.html, res.observation.html
+    env.close()

@@ -776,7 +776,7 @@ class BrowserShop:
             if self._is_crash(exc):
                 raise
             error = ("not_clickable", f"{name!r}: {_first_line(exc)}")
-        follows = op == "click" and _follows_link(prep, page.url)
+        follows = op == "click" and _may_navigate(prep, page.url)
         settled = navigates or await self._settle(mark, follows)
         if not settled or error[0] == "timeout":
             await self._stop_loading()  # as a person gives up on a page: stay where we are
@@ -925,6 +925,12 @@ class BrowserShop:
         opts = {"declared": declared, "prefix": "", "recorder": RECORDER_ID if shop else "", "html": html,
                 "facts": not shop}
         res = await main.evaluate(_SIMPLIFY, opts)
+        if res is None and not self._page.is_closed():  # a document between navigations: let it load
+            from playwright.async_api import Error as PwError
+
+            with contextlib.suppress(PwError):
+                await self._page.wait_for_load_state("load", timeout=1000 * self.config.step_timeout_s)
+                res = await main.evaluate(_SIMPLIFY, opts)
         if res is None:
             res = {"html": "<html><body></body></html>", "elements": [], "frames": [], "title": "",
                    "recorder": None, "fresh": True}
@@ -1004,13 +1010,18 @@ def _leads_off(facts: dict[str, Any], allow: Allowlist) -> str:
     return ""
 
 
-def _follows_link(prep: dict[str, Any], current: str) -> bool:
-    """The clicked element is a link to another document (not a fragment of this one)."""
-    href = str(((prep.get("facts") or {}).get("href")) or "")
+def _may_navigate(prep: dict[str, Any], current: str) -> bool:
+    """The clicked element loads a document: a link to another page, or to this one again
+    (a reload, not a jump to a fragment), or a form's submit button. Its navigation may
+    start a while after the click on a busy machine, so the step waits for it."""
+    facts = prep.get("facts") or {}
+    if facts.get("submits"):
+        return True
+    href = str(facts.get("href") or "")
     if not href or urlsplit(href).scheme not in ("http", "https"):
         return False
     a, b = urlsplit(href), urlsplit(current)
-    return (a.netloc, a.path, a.query) != (b.netloc, b.path, b.query)
+    return (a.netloc, a.path, a.query) != (b.netloc, b.path, b.query) or not a.fragment
 
 
 def _first_line(exc: BaseException) -> str:
