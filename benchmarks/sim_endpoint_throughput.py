@@ -12,7 +12,9 @@ read with ``git archive``: the runner and the HTTP client as they were). Default
 before and pipelined with ``--before-rev``, else lockstep and pipelined.
 
 A fake endpoint (Starlette + uvicorn on 127.0.0.1, in its own process so its CPU is not
-the runner's) answers every request after a fixed latency L (``asyncio.sleep``) with a
+the runner's) answers every request a fixed latency L after it reached the handler (its own
+parsing and answering inside L; ``asyncio.sleep`` for the rest; the mean time it took is
+the "answer ms" column: what the runner cannot be blamed for) with a
 valid action for the page in the prompt: a click on one of the page's names, or
 terminate, picked from a hash of the prompt, so the same prompt always gets the same
 answer and the two code paths must write byte-identical ``sessions.jsonl`` (checked).
@@ -77,9 +79,11 @@ def serve(port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    state: dict = {"latency": 0.0, "times": [], "starts": [], "in_flight": 0, "max_in_flight": 0}
+    state: dict = {"latency": 0.0, "times": [], "starts": [], "in_flight": 0, "max_in_flight": 0,
+                   "answer_s": []}
 
     async def chat(request: Request) -> JSONResponse:
+        t_in = time.monotonic()  # the answer is due L after this (as far as this CPU allows)
         body = await request.json()
         content = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
         if "(this is the first step)" in content:  # a session's first request
@@ -87,23 +91,26 @@ def serve(port: int) -> None:
         state["in_flight"] += 1
         state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
         try:
-            if state["latency"] > 0:
-                await asyncio.sleep(state["latency"])
             text = answer(content)
+            wait = state["latency"] - (time.monotonic() - t_in)
+            if wait > 0:
+                await asyncio.sleep(wait)
         finally:
             state["in_flight"] -= 1
         state["times"].append(time.time())
+        state["answer_s"].append(time.monotonic() - t_in)
         return JSONResponse({"object": "chat.completion", "model": body.get("model", ""), "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
 
     async def config(request: Request) -> JSONResponse:
         body = await request.json()
-        state.update(latency=float(body["latency_s"]), times=[], starts=[], max_in_flight=0)
+        state.update(latency=float(body["latency_s"]), times=[], starts=[], max_in_flight=0, answer_s=[])
         return JSONResponse({"ok": True})
 
     async def stats(request: Request) -> JSONResponse:
         return JSONResponse({"times": state["times"], "starts": state["starts"],
                              "max_in_flight": state["max_in_flight"],
+                             "answer_ms": 1000 * sum(state["answer_s"]) / max(1, len(state["answer_s"])),
                              "cpu_s": time.process_time()})
 
     app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
@@ -202,7 +209,8 @@ def one_run(ep: Endpoint, world_dir: Path, build: Path, users: list[str], out: P
             "sessions": got["counts"]["sessions"], "steps": steps, "requests": len(times),
             "seconds": got["seconds"], "wall": got["wall"], "overall": steps / got["seconds"],
             "steady": steady,
-            "max_in_flight": st["max_in_flight"], "cpu_ms_per_step": 1000 * got["cpu"] / max(1, steps),
+            "max_in_flight": st["max_in_flight"], "answer_ms": st["answer_ms"],
+            "cpu_ms_per_step": 1000 * got["cpu"] / max(1, steps),
             "server_cpu_ms_per_step": 1000 * (st["cpu_s"] - srv0) / max(1, steps),
             "errors": got["counts"]["error_steps"],
             "sessions_file": (out / "sessions.jsonl").read_bytes()}
@@ -308,8 +316,8 @@ def main() -> None:
           f"{os.cpu_count()} CPUs; load average before {load[0]:.2f}, after {load_after[0]:.2f}; "
           f"{total:.0f} s in all)")
     head = (f"{'K':>4} {'L ms':>5} {'mode':10} {'sessions':>8} {'steps':>6} {'K/L':>7} {'overall':>8} "
-            f"{'%K/L':>5} {'steady':>7} {'%K/L':>5} {'max in flight':>13} {'cpu ms/step':>11} "
-            f"{'srv ms/step':>11} {'load':>5} {'same':>4}")
+            f"{'%K/L':>5} {'steady':>7} {'%K/L':>5} {'max in flight':>13} {'answer ms':>9} "
+            f"{'cpu ms/step':>11} {'srv ms/step':>11} {'load':>5} {'same':>4}")
     print(head)
     if "before" in modes:
         print(f"(before: the runner of {args.before_rev}, lockstep rounds and one shared HTTP pool)")
@@ -318,8 +326,8 @@ def main() -> None:
         steady = f"{r['steady']:7.1f}" if r["steady"] else f"{'':7}"
         print(f"{r['k']:4d} {r['latency_ms']:5g} {r['mode']:10} {r['sessions']:8d} {r['steps']:6d} "
               f"{(f'{kl:7.0f}' if kl else '    inf')} {r['overall']:8.1f} {_pct(r['overall'], kl)} {steady} "
-              f"{_pct(r['steady'], kl)} {r['max_in_flight']:13d} {r['cpu_ms_per_step']:11.2f} "
-              f"{r['server_cpu_ms_per_step']:11.2f} {r['load']:5.1f} "
+              f"{_pct(r['steady'], kl)} {r['max_in_flight']:13d} {r['answer_ms']:9.2f} "
+              f"{r['cpu_ms_per_step']:11.2f} {r['server_cpu_ms_per_step']:11.2f} {r['load']:5.1f} "
               f"{('yes' if r.get('identical') else '-'):>4}")
     piped = [r for r in rows if r["mode"] == "pipelined"]
     zero = [r for r in piped if not r["latency_ms"]]
