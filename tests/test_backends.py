@@ -219,3 +219,31 @@ def test_hf_backend_from_pretrained(tmp_path) -> None:
     assert isinstance(b, HFBackend) and b.name == str(path)
     assert b.chat_text(_msgs("x")).endswith("<|im_start|>assistant\n")
     assert b.generate([_msgs("x")], max_new_tokens=3)[0].ok
+
+
+def test_the_environments_proxy_is_used_as_httpx_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``https_proxy`` / ``http_proxy`` route the endpoint's requests, ``no_proxy`` hosts
+    go direct, and no proxy variable means a direct connection."""
+    import urllib3
+
+    from customer_r1.evaluation.backends.openai_api import _proxy_for
+
+    for var in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert _proxy_for("https://api.example.com/v1/chat/completions") is None
+    monkeypatch.setenv("https_proxy", "http://proxy.internal:3128")
+    monkeypatch.setenv("no_proxy", "localhost,127.0.0.1,.lan")
+    assert _proxy_for("https://api.example.com/v1/chat/completions") == "http://proxy.internal:3128"
+    assert _proxy_for("http://api.example.com/v1") is None  # only https has one
+    assert _proxy_for("https://gpu.lan/v1") is None and _proxy_for("https://127.0.0.1:8000/v1") is None
+    b = OpenAIBackend("https://api.example.com/v1", "m")
+    try:
+        assert isinstance(b._client(), urllib3.ProxyManager)
+    finally:
+        b.close()
+    b = OpenAIBackend("http://127.0.0.1:8000/v1", "m")
+    try:
+        assert not isinstance(b._client(), urllib3.ProxyManager)
+    finally:
+        b.close()
