@@ -213,3 +213,33 @@ def test_write_examples_parquet_and_build_json(tmp_path, tiny_tokenizer):
     ds = load_dataset("parquet", data_files=str(tmp_path / "train.parquet"), split="train")
     assert ds[0]["prompt"][0]["role"] == "system" and ds[0]["completion"][0]["role"] == "assistant"
     assert Action.from_json(ds[0]["action_json"]).type == "input"
+
+
+@pytest.mark.parametrize("style", ["compact", "chat"])
+def test_a_persona_outside_the_budget_displaces_no_history(style, smollm2_tokenizer):
+    """``persona_budget=outside``: with and without persona the prompts keep the same
+    history pages (the persona comes on top of the budget), where inside the budget the
+    persona pushes pages out; every prompt stays within budget + its persona's tokens."""
+    from customer_r1.data.examples import persona_piece
+
+    data = make_data(n_steps=6)
+    counter = TokenCounter(smollm2_tokenizer)
+    _, full = build(data, smollm2_tokenizer, token_budget=100_000, prompt_style=style, persona_mode="none")
+    first_page = counter.count(data.sessions[0].steps[0].observation.html + "\n")
+    # without persona the last step fits once its oldest page goes; the persona (~90 tokens
+    # more) needs a second page out
+    budget = full[5]["prompt_tokens"] - first_page + 40
+    dropped = {}
+    for mode in ("real", "none"):
+        for where in ("inside", "outside"):
+            b, rows = build(data, smollm2_tokenizer, token_budget=budget, prompt_style=style,
+                            persona_mode=mode, persona_budget=where)
+            extra = counter.count(persona_piece(b.personas[data.sessions[0].user_id].text))
+            limit = budget + (extra if where == "outside" else 0)
+            assert all(r["prompt_tokens"] <= limit for r in rows) and b.stats.exact_mismatches == 0
+            dropped[mode, where] = [r["history_pages_dropped"] for r in rows]
+    assert sum(dropped["real", "inside"]) > sum(dropped["none", "inside"])  # the persona costs pages
+    assert dropped["real", "outside"] == dropped["none", "outside"]  # the same history
+    assert sum(dropped["real", "outside"]) < sum(dropped["real", "inside"])
+    with pytest.raises(ValueError, match="persona_budget"):
+        BuildConfig(persona_budget="beside")  # type: ignore[arg-type]

@@ -103,6 +103,9 @@ def build(
     ] = "smollm2",
     budget: Annotated[int, typer.Option(min=1, help="Prompt token budget (the paper: 65,536).")] = 65_536,
     budget_strategy: Annotated[str, typer.Option(help="How to fit the budget.")] = "drop_oldest_pages",
+    persona_outside_budget: Annotated[bool, typer.Option(
+        help="Give each persona its tokens on top of --budget, so it displaces no history page "
+             "(the same history with and without persona).")] = False,
     max_history_steps: Annotated[
         int | None, typer.Option(min=0, help="Keep at most this many earlier steps.")
     ] = None,
@@ -141,6 +144,7 @@ def build(
             tokenizer=tokenizer,
             token_budget=budget,
             budget_strategy=budget_strategy,
+            persona_budget="outside" if persona_outside_budget else "inside",
             max_history_steps=max_history_steps,
             max_history_pages=max_history_pages,
             prompt_style=prompt_style.value,  # type: ignore[arg-type]

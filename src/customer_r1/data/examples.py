@@ -72,6 +72,11 @@ class BuildConfig:
     tokenizer: str | None = "smollm2"
     token_budget: int | None = 65_536
     budget_strategy: str = "drop_oldest_pages"
+    #: ``inside``: the persona counts against ``token_budget`` like everything else (the
+    #: paper's single context limit); ``outside``: the budget is for the rest of the prompt
+    #: and each persona comes on top, so a persona never displaces history pages, and with
+    #: and without persona see the same history (a fair persona ablation at a short budget).
+    persona_budget: Literal["inside", "outside"] = "inside"
     #: Keep at most this many earlier steps in the history (None: all, as in the paper).
     max_history_steps: int | None = None
     #: Show the pages of at most this many of the latest history steps; older steps keep
@@ -98,6 +103,8 @@ class BuildConfig:
             raise ValueError(f"max_history_pages must be >= 0, got {self.max_history_pages}")
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {self.prompt_style!r}")
+        if self.persona_budget not in ("inside", "outside"):
+            raise ValueError(f"persona_budget must be 'inside' or 'outside', got {self.persona_budget!r}")
         if self.rationale_mode not in ("on", "off"):
             raise ValueError(f"rationale_mode must be 'on' or 'off', got {self.rationale_mode!r}")
         if self.token_budget is not None and self.tokenizer is None:
@@ -238,12 +245,24 @@ class ExampleBuilder:
         self._pair_overhead = 0
         # No budget: still count tokens when a tokenizer is given, but drop nothing.
         self._budget = config.token_budget if config.token_budget is not None else sys.maxsize
+        self._persona_tokens: dict[str, int] = {}  # persona_budget=outside: each user's persona
         self._overhead = self._template_overhead() if counter is not None else 0
         self.stats.template_overhead = self._overhead
         self._check_all = config.exact_check == "all"
         self._checks_left = 8 if config.exact_check == "auto" else 0
 
     # -- token costs -------------------------------------------------------
+    def _budget_of(self, session: Session) -> int:
+        """The prompt budget of a session's examples: ``token_budget``, plus its persona's
+        tokens when the persona comes on top (``persona_budget=outside``)."""
+        if self.config.persona_budget == "inside" or self.config.token_budget is None or self.counter is None:
+            return self._budget
+        n = self._persona_tokens.get(session.user_id)
+        if n is None:
+            n = self._persona_tokens[session.user_id] = self._c(
+                persona_piece(self.personas[session.user_id].text))
+        return self._budget + n
+
     def _template_overhead(self) -> int:
         """Tokens the chat template adds around the two messages, measured once.
 
@@ -372,14 +391,13 @@ class ExampleBuilder:
             if progress:
                 progress(len(pieces))
             return [None] * len(pieces)
-        budget = self._budget
-        min_fixed: list[int] = []
+        slack: list[int] = []  # the room left for the page: budget - everything else
         for s, t in where:
             lo = self._history_start(t)
             dropped = sum(self._c(self._dropped(k)) for k in range(lo, t))
-            min_fixed.append(self._fixed_cost(s, t, lo) + dropped + self._overhead)
+            slack.append(self._budget_of(s) - (self._fixed_cost(s, t, lo) + dropped + self._overhead))
         return list(
-            self.counter.count_pages(pieces, lambda i, n: min_fixed[i] + n > budget - 64, progress=progress)
+            self.counter.count_pages(pieces, lambda i, n: n > slack[i] - 64, progress=progress)
         )
 
     # -- compressed prompts (data/compress.py) -------------------------------
@@ -408,7 +426,8 @@ class ExampleBuilder:
                 messages, plan = self._compressed_messages(s, t, lo, hist, cur[t], persona.text)
                 prompt_tokens = None
                 if plan is not None:
-                    prompt_tokens = self._verify_count(messages, plan, f"{s.session_id}#{t}")
+                    prompt_tokens = self._verify_count(messages, plan, f"{s.session_id}#{t}",
+                                                       self._budget_of(s))
                 yield self._row(s, t, step, messages, persona.source_user_id, s.outcome, plan, prompt_tokens)
         if len(self._lines) > 200_000:
             self._lines.clear()
@@ -502,7 +521,7 @@ class ExampleBuilder:
         return total
 
     def _refit(self, plan: BudgetPlan, costs: ExampleCosts, ks: list[int], hist: Any, t: int,
-               cur: list[str]) -> BudgetPlan:
+               cur: list[str], budget: int) -> BudgetPlan:
         """Furniture makes a page cheaper when an earlier one is shown, which the plan's
         costs (each page alone) cannot know. So, counting exactly: give back the newest
         dropped pages while the prompt fits (the oldest-page rule run backwards), and
@@ -516,7 +535,7 @@ class ExampleBuilder:
                     break
                 trial = [0 if i == j else lv for i, lv in enumerate(levels)]
                 shown, current = self._shown(ks, trial, hist, t, cur)
-                if self._exact_total(costs, ks, trial, hist, shown, current) > self._budget:
+                if self._exact_total(costs, ks, trial, hist, shown, current) > budget:
                     break
                 levels = trial
             if levels != [plan.level(j) for j in range(len(ks))]:
@@ -525,10 +544,10 @@ class ExampleBuilder:
         if plan.current_page_tokens is not None:
             shown, current = self._shown(ks, levels, hist, t, cur)
             total = self._exact_total(costs, ks, levels, hist, shown, current)
-            if total <= self._budget:
+            if total <= budget:
                 return replace(plan, current_page_tokens=None, total_tokens=total)
             rest = total - self._page_cost(current)
-            allowed = self._budget - rest - costs.cut_marker - CUT_SLACK
+            allowed = budget - rest - costs.cut_marker - CUT_SLACK
             if allowed > plan.current_page_tokens:
                 return replace(plan, current_page_tokens=allowed,
                                total_tokens=rest + allowed + costs.cut_marker)
@@ -543,9 +562,10 @@ class ExampleBuilder:
         ks = list(range(lo, t))
         if self.counter is not None:
             costs = self._compressed_costs(session, t, lo, hist, cur)
-            plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
+            budget = self._budget_of(session)
+            plan = self.strategy.plan(costs, budget, max_pages=self.config.max_history_pages)
             if "furniture" in self.compress:
-                plan = self._refit(plan, costs, ks, hist, t, cur)
+                plan = self._refit(plan, costs, ks, hist, t, cur, budget)
         levels = [plan.level(j) if plan is not None else (0 if self._keep_page(None, j, t, k) else 1)
                   for j, k in enumerate(ks)]
         page_lines, cur_lines = self._shown(ks, levels, hist, t, cur)
@@ -628,7 +648,8 @@ class ExampleBuilder:
             messages, plan = self._messages(session, t, lo, pieces, counts, persona.text)
             prompt_tokens = None
             if plan is not None:
-                prompt_tokens = self._verify_count(messages, plan, f"{session.session_id}#{t}")
+                prompt_tokens = self._verify_count(messages, plan, f"{session.session_id}#{t}",
+                                                   self._budget_of(session))
             yield self._row(session, t, step, messages, persona.source_user_id, outcome, plan, prompt_tokens)
 
     def _messages(self, session: Session, t: int, lo: int, pieces: Any, counts: Any,
@@ -644,13 +665,15 @@ class ExampleBuilder:
                 current_page=counts[t].tokens,
                 cut_marker=self._c(CUT_MARKER),
             )
-            plan = self.strategy.plan(costs, self._budget, max_pages=self.config.max_history_pages)
+            plan = self.strategy.plan(costs, self._budget_of(session),
+                                      max_pages=self.config.max_history_pages)
         if self.chat:
             return self._chat_messages(session, t, lo, pieces, counts, plan, persona_text), plan
         user = self._user_message(session, t, lo, pieces, counts, plan, persona_text)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}], plan
 
-    def _verify_count(self, messages: list[dict[str, str]], plan: BudgetPlan, example: str) -> int:
+    def _verify_count(self, messages: list[dict[str, str]], plan: BudgetPlan, example: str,
+                      budget: int) -> int:
         """Exact-count some prompts: the first few (``auto``) or all of them (``all``).
 
         Piece counts add up for byte-level BPE tokenizers; a tokenizer for which they
@@ -675,8 +698,7 @@ class ExampleBuilder:
                     example,
                 )
                 self._check_all = True
-        budget = self.config.token_budget
-        if budget is not None and exact > budget:
+        if self.config.token_budget is not None and exact > budget:
             raise RuntimeError(
                 f"example {example} has {exact} prompt tokens, over the budget of {budget}: "
                 f"the budget strategy {self.strategy.name!r} under-counted"
