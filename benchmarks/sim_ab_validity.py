@@ -18,8 +18,9 @@ the noise of a small simulated sample. ``--truth-only`` stops there and ends wit
 effect is significant, of which positive and negative; placebo variants; the largest absolute
 true placebo effect in points, which common random numbers make exactly 0).
 
-Each policy (``shipped``: demo-model/real-grpo, ``none``: demo-model/none-grpo, ``baseline``:
-the page-kind baseline, ``--extra NAME=CKPT``: any other checkpoint, e.g. a variant-mix model)
+Each policy (``shipped``: demo-model/real-grpo, ``none``: demo-model/none-grpo, ``mix``:
+demo-model/randomised-grpo, the variant-mix model trained on a domain-randomised world,
+``baseline``: the page-kind baseline, ``--extra NAME=CKPT``: any other checkpoint)
 runs the control site with ``--control-sessions-per-user`` sessions for ``--max-users``
 shoppers (per-user fidelity: each shopper's simulated conversion against the true shopper's
 on the same sessions' seeds), and every variant and placebo with ``--sessions-per-user``
@@ -50,7 +51,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = {"shipped": REPO / "demo-model" / "real-grpo", "none": REPO / "demo-model" / "none-grpo"}
+SHIPPED = {"shipped": REPO / "demo-model" / "real-grpo", "none": REPO / "demo-model" / "none-grpo",
+           "mix": REPO / "demo-model" / "randomised-grpo"}  # mix: the variant-mix (domain-randomised) model
 SIGN_MIN = 0.02  # sign agreement counts true effects at least this large (2 points)
 
 
@@ -224,7 +226,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("runs/ab-validity"))
     ap.add_argument("--world", type=Path, default=None)
-    ap.add_argument("--policies", default="shipped,none,baseline")
+    ap.add_argument("--policies", default="shipped,none,mix,baseline")
     ap.add_argument("--extra", action="append", default=[], help="NAME=CKPT")
     ap.add_argument("--variants", default="all", help="all (every real variant and placebo) or a list")
     ap.add_argument("--truth-only", action="store_true", help="the world's shopper alone")
@@ -259,7 +261,8 @@ def main() -> None:
         elif name in ("baseline", "world"):
             policies[name] = {"policy": name}
         else:
-            raise SystemExit(f"unknown policy {name}: shipped, none, baseline, world or --extra NAME=CKPT")
+            raise SystemExit(f"unknown policy {name}: shipped, none, mix, baseline, world "
+                             "or --extra NAME=CKPT")
     for spec in args.extra:
         name, _, path = spec.partition("=")
         policies[name] = {"model": path}

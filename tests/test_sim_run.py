@@ -155,3 +155,23 @@ def test_endpoint_policy_retries_bad_output_then_records_an_error_step(world_dir
                           for e in failed)
     assert manifest["policy"]["invalid_outputs"] >= len(failed)
     assert any(e["action"] and e["action"]["type"] == "input" for e in steps)
+
+
+def test_a_moved_checkpoint_and_a_run_from_before_a_new_build_field_resume():
+    """The key a resumed run must share: a checkpoint's tokenizer path is not in it (its
+    sha256 is), a build field added later counts only away from its default, and
+    everything else that determines the sessions still differs."""
+    from customer_r1.sim.runner import normal_key
+
+    build = {"persona_mode": "real", "token_budget": 832, "tokenizer": "runs/x/models/real/grpo"}
+    old = {"seed": 0, "policy": {"kind": "model", "checkpoint_sha256": "ab", "build": build}}
+    copied = {**build, "tokenizer": "demo-model/mix", "persona_budget": "inside"}
+    moved = {"seed": 0, "policy": {"kind": "model", "checkpoint_sha256": "ab", "build": copied}}
+    assert normal_key(old) == normal_key(moved)
+    assert normal_key(old) != normal_key({**moved, "seed": 1})
+    other_weights = {**moved, "policy": {**moved["policy"], "checkpoint_sha256": "cd"}}
+    assert normal_key(old) != normal_key(other_weights)
+    outside = {**moved, "policy": {**moved["policy"], "build": {**build, "persona_budget": "outside"}}}
+    assert normal_key(old) != normal_key(outside)
+    endpoint = {"policy": {"kind": "endpoint", "build": {"tokenizer": "a"}}}  # no checkpoint: kept
+    assert normal_key(endpoint) != normal_key({"policy": {"kind": "endpoint", "build": {"tokenizer": "b"}}})

@@ -130,7 +130,7 @@ class RunSpec:
                             if k not in ("screenshots", "step_timeout_s", "chromium", "allowlist")}
         d["policy"] = {k: v for k, v in d["policy"].items()
                        if k not in ("checkpoint", "endpoint", "invalid_outputs", "page_kinds")}
-        return d
+        return normal_key(d)
 
 
 @dataclass
@@ -659,13 +659,32 @@ def _atomic_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+#: Build fields added after runs were recorded, with the default those runs had.
+_LATER_BUILD_FIELDS = {"persona_budget": "inside"}
+
+
+def normal_key(key: dict[str, Any]) -> dict[str, Any]:
+    """A run key as compared on resume: a checkpoint's prompts use its own tokenizer, so the
+    tokenizer's path is not part of it (the checkpoint's sha256 is: a moved or copied
+    checkpoint resumes); build fields added later are left out at their default (a run
+    recorded before they existed resumes)."""
+    policy = dict(key.get("policy") or {})
+    build = policy.get("build")
+    if isinstance(build, dict):
+        build = {k: v for k, v in build.items() if _LATER_BUILD_FIELDS.get(k, object()) != v}
+        if policy.get("checkpoint_sha256"):
+            build.pop("tokenizer", None)
+        policy["build"] = build
+    return {**key, "policy": policy} if "policy" in key else dict(key)
+
+
 def _check_run_file(d: Path, spec: RunSpec) -> None:
     """A folder holds one run: resuming with other settings is refused."""
     f = d / RUN_FILE
     if f.exists():
         old = read_json(f)
         mine = json.loads(json.dumps(spec.key()))
-        theirs = old.get("key", {})
+        theirs = normal_key(old.get("key", {}))
         if theirs != mine:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise BadOption(f"{d} holds a run with other settings ({', '.join(diff)})", str(d),
