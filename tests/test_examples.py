@@ -243,3 +243,23 @@ def test_a_persona_outside_the_budget_displaces_no_history(style, smollm2_tokeni
     assert sum(dropped["real", "outside"]) < sum(dropped["real", "inside"])
     with pytest.raises(ValueError, match="persona_budget"):
         BuildConfig(persona_budget="beside")  # type: ignore[arg-type]
+
+
+def test_examples_built_before_a_new_build_field_are_reused(tmp_path):
+    """``ensure_examples`` reuses a folder whose build.json predates ``persona_budget`` (the
+    field absent: the old behaviour, ``inside``), and rebuilds it for ``outside``."""
+    from customer_r1.data.examples import ensure_examples
+
+    data = make_data()
+    cfg = BuildConfig(tokenizer=None, token_budget=None, progress=False)
+    out = ensure_examples(data, cfg, tmp_path / "ex")
+    meta = json.loads((out / "build.json").read_text())
+    del meta["config"]["persona_budget"]  # as written before the field existed
+    (out / "build.json").write_text(json.dumps(meta))
+    marker = out / "kept.txt"
+    marker.write_text("this folder was not rebuilt")
+    assert ensure_examples(data, cfg, out) == out and marker.exists()
+    ensure_examples(data, BuildConfig(tokenizer=None, token_budget=None, progress=False,
+                                      persona_budget="outside"), out)
+    assert not marker.exists()
+    assert json.loads((out / "build.json").read_text())["config"]["persona_budget"] == "outside"

@@ -918,6 +918,19 @@ def write_examples(
     return stats
 
 
+#: BuildConfig fields added after examples and runs were recorded, with the value those had:
+#: a record without the field, and one with it at this value, are the same build.
+LATER_BUILD_FIELDS: dict[str, Any] = {"persona_budget": "inside"}
+
+
+def comparable_build(config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded build config as compared for reuse (later fields at their old value left out)."""
+    return {k: v for k, v in config.items() if LATER_BUILD_FIELDS.get(k, _ABSENT) != v}
+
+
+_ABSENT = object()
+
+
 def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path, *,
                     console: Any = None) -> Path:
     """``out_dir`` holds the examples ``config`` builds from ``data``: reused when its
@@ -927,7 +940,7 @@ def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path
     out = Path(out_dir)
     meta = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else None
     if meta is not None:
-        if meta["config"] == asdict(config):
+        if comparable_build(meta["config"]) == comparable_build(asdict(config)):
             return out
         if console is not None:
             console.print(f"[yellow]{out} was built with other settings; rebuilding[/]")

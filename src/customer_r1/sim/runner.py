@@ -659,19 +659,17 @@ def _atomic_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
-#: Build fields added after runs were recorded, with the default those runs had.
-_LATER_BUILD_FIELDS = {"persona_budget": "inside"}
-
-
 def normal_key(key: dict[str, Any]) -> dict[str, Any]:
     """A run key as compared on resume: a checkpoint's prompts use its own tokenizer, so the
     tokenizer's path is not part of it (the checkpoint's sha256 is: a moved or copied
     checkpoint resumes); build fields added later are left out at their default (a run
     recorded before they existed resumes)."""
+    from customer_r1.data.examples import comparable_build
+
     policy = dict(key.get("policy") or {})
     build = policy.get("build")
     if isinstance(build, dict):
-        build = {k: v for k, v in build.items() if _LATER_BUILD_FIELDS.get(k, object()) != v}
+        build = comparable_build(build)
         if policy.get("checkpoint_sha256"):
             build.pop("tokenizer", None)
         policy["build"] = build
