@@ -921,14 +921,12 @@ def write_examples(
 #: BuildConfig fields added after examples and runs were recorded, with the value those had:
 #: a record without the field, and one with it at this value, are the same build.
 LATER_BUILD_FIELDS: dict[str, Any] = {"persona_budget": "inside"}
+_ABSENT = object()
 
 
 def comparable_build(config: dict[str, Any]) -> dict[str, Any]:
     """A recorded build config as compared for reuse (later fields at their old value left out)."""
     return {k: v for k, v in config.items() if LATER_BUILD_FIELDS.get(k, _ABSENT) != v}
-
-
-_ABSENT = object()
 
 
 def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path, *,

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from customer_r1.data.examples import comparable_build
 from customer_r1.domain import Observation, Session, ShoppingData, Step, User
 from customer_r1.errors import BadInput, BadOption
 from customer_r1.io import read_json
@@ -664,8 +665,6 @@ def normal_key(key: dict[str, Any]) -> dict[str, Any]:
     tokenizer's path is not part of it (the checkpoint's sha256 is: a moved or copied
     checkpoint resumes); build fields added later are left out at their default (a run
     recorded before they existed resumes)."""
-    from customer_r1.data.examples import comparable_build
-
     policy = dict(key.get("policy") or {})
     build = policy.get("build")
     if isinstance(build, dict):

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 
@@ -207,10 +208,10 @@ class OpenAIBackend:
         if status in _FATAL_STATUS:
             raise EndpointError(
                 f"{self.url} answered HTTP {status} for model {self.model_name!r}: "
-                f"{_snippet(_text(content))} (check --endpoint, --model-name and the API key variable)"
+                f"{_snippet(content)} (check --endpoint, --model-name and the API key variable)"
             )
         if status >= 400:
-            raise _Failed(f"HTTP {status}: {_snippet(_text(content))}")
+            raise _Failed(f"HTTP {status}: {_snippet(content)}")
         return _texts_from_body(content, n)
 
     def _one(self, messages: Messages, max_new_tokens: int, temperature: float, top_p: float,
@@ -296,8 +297,6 @@ def _ssl_context() -> Any:
 def _proxy_for(url: str) -> str | None:
     """The environment's proxy for ``url`` (``http_proxy`` / ``https_proxy``, not for hosts in
     ``no_proxy``), or None."""
-    from urllib.parse import urlsplit
-
     u = urlsplit(url)
     proxy = urllib.request.getproxies_environment().get(u.scheme)
     if not proxy or urllib.request.proxy_bypass_environment(u.hostname or ""):
@@ -305,11 +304,9 @@ def _proxy_for(url: str) -> str | None:
     return proxy
 
 
-def _text(content: bytes) -> str:
-    return content.decode("utf-8", "replace")
-
-
-def _snippet(text: str, limit: int = 200) -> str:
+def _snippet(text: str | bytes, limit: int = 200) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
     text = " ".join(text.split())
     return text[:limit] + ("…" if len(text) > limit else "")
 
