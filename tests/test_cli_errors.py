@@ -552,6 +552,17 @@ def test_model_paths_say_what_is_wrong(assets: Assets) -> None:
     assert "cannot connect" in assert_one_line(code, out, err, ["--endpoint"], base)
 
 
+def test_a_budget_too_small_is_a_user_error(assets: Assets) -> None:
+    """A prompt that cannot fit even without pages is the budget the user chose, not a bug:
+    one line naming --budget, the session and step, and what to change."""
+    argv = ["data", "build", str(assets.world), "--out", str(assets.fresh("b")), "--tokenizer",
+            str(assets.model), "--budget", "40", "--split", "test"]
+    code, out, err = invoke(argv)
+    line = assert_one_line(code, out, err, ["--budget"], argv)
+    assert "over the budget of 40" in line and "session " in line and "--max-history-steps" in line
+    assert "unexpected" not in line
+
+
 def test_unexpected_error_is_logged(assets: Assets, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug: one line naming the exception and the saved traceback; --debug prints it."""
     import customer_r1.evaluation.report as report

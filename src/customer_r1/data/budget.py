@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from customer_r1.errors import BadValue
 
-class BudgetError(ValueError):
-    """The prompt cannot fit the budget even with every page dropped or cut."""
+
+class BudgetError(BadValue):
+    """The prompt cannot fit the budget even with every page dropped or cut: a setting the
+    user chose (the budget, the history kept), so the CLI says it in one line, exit 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +145,9 @@ class DropOldestPages:
             raise BudgetError(
                 f"prompt needs {rest + costs.cut_marker + CUT_SLACK} tokens without any page "
                 f"(persona, system message, history actions and rationales), over the budget "
-                f"of {budget}; raise the budget or limit the history (max_history_steps)"
+                f"of {budget}",
+                where="--budget",
+                hint="raise the budget or keep fewer history steps (--max-history-steps)",
             )
         return BudgetPlan(tuple(keep), allowed, rest + allowed + costs.cut_marker, levels)
 

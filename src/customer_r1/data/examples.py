@@ -33,7 +33,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from customer_r1.actions import Action, ClickTypeLookup, format_target, to_handle
-from customer_r1.data.budget import CUT_SLACK, BudgetPlan, ExampleCosts, get_strategy
+from customer_r1.data.budget import CUT_SLACK, BudgetError, BudgetPlan, ExampleCosts, get_strategy
 from customer_r1.data.compress import (
     check_compress,
     dedupe_furniture,
@@ -563,7 +563,7 @@ class ExampleBuilder:
         if self.counter is not None:
             costs = self._compressed_costs(session, t, lo, hist, cur)
             budget = self._budget_of(session)
-            plan = self.strategy.plan(costs, budget, max_pages=self.config.max_history_pages)
+            plan = self._plan(costs, budget, session, t)
             if "furniture" in self.compress:
                 plan = self._refit(plan, costs, ks, hist, t, cur, budget)
         levels = [plan.level(j) if plan is not None else (0 if self._keep_page(None, j, t, k) else 1)
@@ -652,6 +652,14 @@ class ExampleBuilder:
                                                    self._budget_of(session))
             yield self._row(session, t, step, messages, persona.source_user_id, outcome, plan, prompt_tokens)
 
+    def _plan(self, costs: ExampleCosts, budget: int, session: Session, t: int) -> BudgetPlan:
+        """The strategy's plan; a prompt that cannot fit names its session and step."""
+        try:
+            return self.strategy.plan(costs, budget, max_pages=self.config.max_history_pages)
+        except BudgetError as exc:
+            raise BudgetError(exc.what, where=f"--budget; session {session.session_id} step {t}",
+                              hint=exc.hint) from None
+
     def _messages(self, session: Session, t: int, lo: int, pieces: Any, counts: Any,
                   persona_text: str) -> tuple[list[dict[str, str]], BudgetPlan | None]:
         """Step ``t``'s prompt messages and budget plan. ``pieces`` / ``counts`` are indexed
@@ -665,8 +673,7 @@ class ExampleBuilder:
                 current_page=counts[t].tokens,
                 cut_marker=self._c(CUT_MARKER),
             )
-            plan = self.strategy.plan(costs, self._budget_of(session),
-                                      max_pages=self.config.max_history_pages)
+            plan = self._plan(costs, self._budget_of(session), session, t)
         if self.chat:
             return self._chat_messages(session, t, lo, pieces, counts, plan, persona_text), plan
         user = self._user_message(session, t, lo, pieces, counts, plan, persona_text)
