@@ -20,8 +20,13 @@ attention (6 x layers x hidden x L^2 per example of L tokens) and the vocabulary
 projection for completion tokens only (the fused LM head scores nothing else).
 The peaks are a 2048 x 2048 matmul in fp32 and bf16 on the same cores.
 
+``--profile`` instead trains each setting for 22 updates under ``torch.profiler`` (updates
+11-18 recorded) and splits the time per update into attention (PyTorch's CPU flash kernel,
+forward and backward), matmuls and the rest: the attention is the same kernel in every
+setting, so it bounds what any other lever can buy.
+
 Run: ``.venv/bin/python benchmarks/cpu_sft_throughput.py [--quick] [--ablations]
-[--shapes]``; ``--quick`` (one round of 96 examples per setting, ~3 minutes on 2 quiet
+[--shapes] [--profile]``; ``--quick`` (one round of 96 examples per setting, ~3 minutes on 2 quiet
 cores). ``--shapes`` instead trains the demo's shape and a wider, shallower one side by
 side for the same wall time and prints the loss each reaches (learning per second, not
 just throughput).
@@ -163,6 +168,49 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
           f"loss_delta={(loss[aft] - loss[b]) / loss[b] * 100:+.2f}%")
 
 
+def profile(work: Path, base: Path, built: Path) -> None:
+    """Per update: attention, matmul and other CPU time of before, the recipe and the
+    recipe with compiled layers, each through ``train sft`` under ``torch.profiler``."""
+    import transformers
+    from torch.profiler import ProfilerActivity, schedule
+    from torch.profiler import profile as torch_profile
+
+    active = 8
+    settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER,
+                "after + compiled decoder layers": ABLATIONS["after + compiled decoder layers"]}
+    for i, (label, extra) in enumerate(settings.items()):
+        prof = torch_profile(activities=[ProfilerActivity.CPU],
+                             schedule=schedule(wait=10, warmup=2, active=active))
+
+        class Step(transformers.TrainerCallback):
+            def __init__(self, prof: Any) -> None:
+                self.prof = prof
+
+            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+                self.prof.step()
+
+        original = transformers.Trainer.__init__
+
+        def init(self: Any, *args: Any, _orig: Any = original, _cb: Any = Step(prof), **kw: Any) -> None:
+            _orig(self, *args, **kw)
+            self.add_callback(_cb)
+
+        transformers.Trainer.__init__ = init
+        try:
+            with prof:
+                measure(work, f"prof-{i}", built, base, 8 * (10 + 2 + active + 2), extra)
+        finally:
+            transformers.Trainer.__init__ = original
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events) / 1e6 / active
+        attn = sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / 1e6 / active
+        mm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::addmm_",
+                                                                      "aten::bmm")) / 1e6 / active
+        print(f"profile {label}: {total:.3f} s per update: attention {attn:.3f} s ({attn / total:.0%}), "
+              f"matmuls {mm:.3f} s ({mm / total:.0%}), the rest {total - attn - mm:.3f} s "
+              f"({(total - attn - mm) / total:.0%}); {load()}", flush=True)
+
+
 def shapes(work: Path, a: argparse.Namespace) -> None:
     """The demo's shape against a wider, shallower one: the same recipe and examples, both
     trained at once (one thread each, so a shared machine slows both alike) for the same
@@ -208,6 +256,8 @@ def main() -> None:
                          "bf16,pf,compile,layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
+    ap.add_argument("--profile", action="store_true",
+                    help="only split each setting's update time into attention, matmuls and the rest")
     a = ap.parse_args()
     if a.quick:
         a.examples, a.rounds = 96, 1
@@ -217,6 +267,9 @@ def main() -> None:
             shapes(work, a)
             return
         base, built = small_demo(work, a.users)
+        if a.profile:
+            profile(work, base, built)
+            return
         throughput(work, base, built, a)
 
 
