@@ -9,7 +9,9 @@ examples in the same order, with the demo's world, prompt budget and tiny model:
 * **after**: ``recipes/tiny-cpu/sft.yaml`` as it is (8 examples per padding-free batch,
   causal attention per example, bf16 autocast where the CPU has it);
 * with ``--ablations``: bf16 autocast alone (batch 1 x 8), the recipe with bf16 forced
-  off, and ``torch.compile`` on top of the recipe.
+  off, ``torch.compile`` on top of the recipe, compiled decoder layers, and (``wide``) the
+  recipe on a 2 x 256 model of about the same parameters (a different model: its loss is
+  compared on the same examples).
 
 The cores may be shared, so the settings are interleaved in rounds (before, after,
 before, after, ...) and each setting's rate is its median over the rounds; ``uptime``'s
@@ -138,20 +140,29 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
     flops, tokens = useful_flops(base, built, a.examples)
     print(f"{a.examples} examples, {tokens:.0f} tokens each on average, {flops / 1e9:.2f} GFLOP of useful "
           "training work each")
-    settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER}
+    # label -> (extra arguments, base, examples, useful FLOPs per example)
+    settings = {"before: fp32, batch 1 x 8 accumulated": (BEFORE, base, built, flops),
+                "after: the recipe": (AFTER, base, built, flops)}
     if a.ablations:
         keys = {"bf16": 0, "pf": 1, "compile": 2, "layers": 3}
-        wanted = list(keys) if a.ablations == "all" else a.ablations.split(",")
+        wanted = [*keys, "wide"] if a.ablations == "all" else a.ablations.split(",")
         names = list(ABLATIONS)
-        settings.update({names[keys[w]]: ABLATIONS[names[keys[w]]] for w in wanted})
+        settings.update({names[keys[w]]: (ABLATIONS[names[keys[w]]], base, built, flops)
+                         for w in wanted if w in keys})
+        if "wide" in wanted:
+            # Another model (same tokenizer texts, same examples in the same order): what a
+            # shape with half the layers and so a third less attention buys.
+            wbase, wbuilt = small_demo(work / "wide", a.users, **WIDE)
+            wflops, _ = useful_flops(wbase, wbuilt, a.examples)
+            settings["after, 2 x 256 shape (a different model)"] = (AFTER, wbase, wbuilt, wflops)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in settings}
     for rnd in range(a.rounds):
-        for i, (label, extra) in enumerate(settings.items()):
-            r = measure(work, f"r{rnd}-{i}", built, base, a.examples, extra)
+        for i, (label, (extra, sbase, sbuilt, sflops)) in enumerate(settings.items()):
+            r = measure(work, f"r{rnd}-{i}", sbuilt, sbase, a.examples, extra)
             runs[label].append(r)
             print(f"round {rnd + 1} {label}: seconds={r['seconds']:.1f} "
                   f"examples_per_s={r['examples_per_s']:.2f} "
-                  f"gflops={r['examples_per_s'] * flops / 1e9:.0f} loss_last5={r['loss_last5']:.4f}"
+                  f"gflops={r['examples_per_s'] * sflops / 1e9:.0f} loss_last5={r['loss_last5']:.4f}"
                   + (f" bf16={r['bf16']} ({r['reason']})" if r["bf16"] is not None else "")
                   + f"; {load()}", flush=True)
     rate = {k: statistics.median(r["examples_per_s"] for r in v) for k, v in runs.items()}
@@ -160,7 +171,7 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
     print("\nmedian over rounds:")
     for k in settings:
         print(f"  {k}: examples_per_s={rate[k]:.2f} speedup={rate[k] / rate[b]:.2f} "
-              f"gflops={rate[k] * flops / 1e9:.0f} loss_last5={loss[k]:.4f} "
+              f"gflops={rate[k] * settings[k][3] / 1e9:.0f} loss_last5={loss[k]:.4f} "
               f"loss_delta={(loss[k] - loss[b]) / loss[b] * 100:+.2f}%")
     print(f"examples_per_s={rate[aft]:.2f} before_examples_per_s={rate[b]:.2f} "
           f"speedup={rate[aft] / rate[b]:.2f} "
@@ -252,8 +263,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20, help="world users (5 sessions each)")
     ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
     ap.add_argument("--ablations", nargs="?", const="all", default=None,
-                    help="bf16 alone, recipe without bf16, + compile, + compiled layers: all or some of "
-                         "bf16,pf,compile,layers")
+                    help="bf16 alone, recipe without bf16, + compile, + compiled layers, the recipe on a "
+                         "2 x 256 model: all or some of bf16,pf,compile,layers,wide")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     ap.add_argument("--profile", action="store_true",
