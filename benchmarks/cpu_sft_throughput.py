@@ -189,37 +189,43 @@ def profile(work: Path, base: Path, built: Path) -> None:
     active = 8
     settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER,
                 "after + compiled decoder layers": ABLATIONS["after + compiled decoder layers"]}
-    for i, (label, extra) in enumerate(settings.items()):
-        prof = torch_profile(activities=[ProfilerActivity.CPU],
-                             schedule=schedule(wait=10, warmup=2, active=active))
 
-        class Step(transformers.TrainerCallback):
-            def __init__(self, prof: Any) -> None:
-                self.prof = prof
+    class Step(transformers.TrainerCallback):
+        """Advances the current profiler's schedule after every update."""
 
-            def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-                self.prof.step()
+        prof: Any = None
 
-        original = transformers.Trainer.__init__
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.prof.step()
 
-        def init(self: Any, *args: Any, _orig: Any = original, _cb: Any = Step(prof), **kw: Any) -> None:
-            _orig(self, *args, **kw)
-            self.add_callback(_cb)
+    step = Step()
+    original = transformers.Trainer.__init__
 
-        transformers.Trainer.__init__ = init
-        try:
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        original(self, *args, **kw)
+        self.add_callback(step)
+
+    transformers.Trainer.__init__ = init
+    try:
+        for i, (label, extra) in enumerate(settings.items()):
+            step.prof = prof = torch_profile(activities=[ProfilerActivity.CPU],
+                                             schedule=schedule(wait=10, warmup=2, active=active))
             with prof:
                 measure(work, f"prof-{i}", built, base, 8 * (10 + 2 + active + 2), extra)
-        finally:
-            transformers.Trainer.__init__ = original
-        events = prof.key_averages()
-        total = sum(e.self_cpu_time_total for e in events) / 1e6 / active
-        attn = sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / 1e6 / active
-        mm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::addmm_",
-                                                                      "aten::bmm")) / 1e6 / active
-        print(f"profile {label}: {total:.3f} s per update: attention {attn:.3f} s ({attn / total:.0%}), "
-              f"matmuls {mm:.3f} s ({mm / total:.0%}), the rest {total - attn - mm:.3f} s "
-              f"({(total - attn - mm) / total:.0%}); {load()}", flush=True)
+            _print_profile(label, prof, active)
+    finally:
+        transformers.Trainer.__init__ = original
+
+
+def _print_profile(label: str, prof: Any, active: int) -> None:
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e6 / active
+    attn = sum(e.self_cpu_time_total for e in events if "scaled_dot_product" in e.key) / 1e6 / active
+    mm = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::addmm_",
+                                                                  "aten::bmm")) / 1e6 / active
+    print(f"profile {label}: {total:.3f} s per update: attention {attn:.3f} s ({attn / total:.0%}), "
+          f"matmuls {mm:.3f} s ({mm / total:.0%}), the rest {total - attn - mm:.3f} s "
+          f"({(total - attn - mm) / total:.0%}); {load()}", flush=True)
 
 
 def shapes(work: Path, a: argparse.Namespace) -> None:
