@@ -11,7 +11,8 @@ examples in the same order, with the demo's world, prompt budget and tiny model:
 * with ``--ablations``: bf16 autocast alone (batch 1 x 8), the recipe with bf16 forced
   off, ``torch.compile`` on top of the recipe, compiled decoder layers, and (``wide``) the
   recipe on a 2 x 256 model of about the same parameters (a different model: its loss is
-  compared on the same examples).
+  compared on the same examples), that shape with compiled layers (``wide_layers``) and in 4
+  heads of 64 instead of 8 of 32 (``wide64_layers``).
 
 The cores may be shared, so the settings are interleaved in rounds (before, after,
 before, after, ...) and each setting's rate is its median over the rounds; ``uptime``'s
@@ -67,6 +68,18 @@ ABLATIONS = {  # --ablations NAME,NAME (bf16, pf, compile) or all
 # A wider, shallower decoder of about the same FLOPs per token (2 layers of 256 against 4 of 192).
 WIDE = {"hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 2,
         "num_attention_heads": 8, "num_key_value_heads": 2}
+# The same width in 4 heads of 64: the same attention FLOPs, in a kernel whose inner
+# products are twice as long (PyTorch's CPU flash kernel runs head size 32 poorly).
+WIDE64 = {**WIDE, "num_attention_heads": 4}
+ABLATION_KEYS = {"bf16": 0, "pf": 1, "compile": 2, "layers": 3}  # --ablations name -> ABLATIONS entry
+#: --ablations names of the other shapes: (model, extra arguments, label).
+SHAPES = {
+    "wide": (WIDE, AFTER, "after, 2 x 256 shape (a different model)"),
+    "wide_layers": (WIDE, ABLATIONS["after + compiled decoder layers"],
+                    "after + compiled layers, 2 x 256 shape (a different model)"),
+    "wide64_layers": (WIDE64, ABLATIONS["after + compiled decoder layers"],
+                      "after + compiled layers, 2 x 256 in 4 heads of 64 (a different model)"),
+}
 
 
 def load() -> str:
@@ -144,17 +157,18 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
     settings = {"before: fp32, batch 1 x 8 accumulated": (BEFORE, base, built, flops),
                 "after: the recipe": (AFTER, base, built, flops)}
     if a.ablations:
-        keys = {"bf16": 0, "pf": 1, "compile": 2, "layers": 3}
-        wanted = [*keys, "wide"] if a.ablations == "all" else a.ablations.split(",")
+        keys = ABLATION_KEYS
+        wanted = [*keys, *SHAPES] if a.ablations == "all" else a.ablations.split(",")
         names = list(ABLATIONS)
         settings.update({names[keys[w]]: (ABLATIONS[names[keys[w]]], base, built, flops)
                          for w in wanted if w in keys})
-        if "wide" in wanted:
+        for w in (w for w in wanted if w in SHAPES):
             # Another model (same tokenizer texts, same examples in the same order): what a
             # shape with half the layers and so a third less attention buys.
-            wbase, wbuilt = small_demo(work / "wide", a.users, **WIDE)
+            model, extra, label = SHAPES[w]
+            wbase, wbuilt = small_demo(work / w, a.users, **model)
             wflops, _ = useful_flops(wbase, wbuilt, a.examples)
-            settings["after, 2 x 256 shape (a different model)"] = (AFTER, wbase, wbuilt, wflops)
+            settings[label] = (extra, wbase, wbuilt, wflops)
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in settings}
     for rnd in range(a.rounds):
         for i, (label, (extra, sbase, sbuilt, sflops)) in enumerate(settings.items()):
@@ -270,12 +284,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
     ap.add_argument("--ablations", nargs="?", const="all", default=None,
                     help="bf16 alone, recipe without bf16, + compile, + compiled layers, the recipe on a "
-                         "2 x 256 model: all or some of bf16,pf,compile,layers,wide")
+                         "2 x 256 model (and it with compiled layers, and in 4 heads of 64): all or "
+                         "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     ap.add_argument("--profile", action="store_true",
                     help="only split each setting's update time into attention, matmuls and the rest")
     a = ap.parse_args()
+    unknown = set((a.ablations or "all").split(",")) - {"all", *ABLATION_KEYS, *SHAPES}
+    if unknown:
+        names = ", ".join([*ABLATION_KEYS, *SHAPES])
+        ap.error(f"--ablations: unknown {sorted(unknown)}; choose from {names} or all")
     if a.quick:
         a.examples, a.rounds = 96, 1
     with tempfile.TemporaryDirectory() as tmp:

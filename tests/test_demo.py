@@ -191,3 +191,89 @@ def test_demo_fine_tunes_the_pretrained_base_when_there_is_one(tmp_path):
     (pre / "card.json").write_text(json.dumps({"made_by": "a second pretraining run"}))
     run_demo(DemoConfig(out_dir=str(tmp_path / "a"), pretrained_base=str(pre), **cfg))
     assert weights.stat().st_mtime_ns != before
+
+
+@pytest.mark.slow
+def test_demo_warm_starts_each_persona_mode_from_its_own_checkpoint(tmp_path):
+    """``pretrained_base`` with ``{mode}``: each persona mode fine-tunes its own checkpoint
+    (the shipped SFT ones, say); bases with different tokenizers are refused before training."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from customer_r1.data.opera import load_opera
+    from customer_r1.training.bases import ensure_tiny_base
+    from customer_r1.world import WorldConfig
+    from customer_r1.world.export import ensure_world
+
+    cfg = {
+        "world": {"users": 3, "sessions_per_user": 2, "seed": 2},
+        "build": {"token_budget": 1280, "max_history_steps": 2},
+        "model": TOY_MODEL,
+        "sft_overrides": {"max_steps": 1, "learning_rate": 1e-12, "warmup_steps": 0},
+        "persona_modes": ["real", "none"],
+        "train_runs": ["sft"],
+        "shipped_dir": None,
+        "device": "cpu",
+        "stages": ["train"],
+    }
+    world = ensure_world(WorldConfig(**cfg["world"]), tmp_path / "world")
+    real = ensure_tiny_base(load_opera(world), {"prompt_style": "compact", **cfg["build"]}, TOY_MODEL,
+                            tmp_path / "bases" / "real-sft")
+    none = tmp_path / "bases" / "none-sft"
+    shutil.copytree(real, none)  # the same tokenizer, other weights
+    weights = load_file(none / "model.safetensors")
+    save_file({k: v + 0.5 for k, v in weights.items()}, none / "model.safetensors")
+
+    run_demo(DemoConfig(out_dir=str(tmp_path / "a"), pretrained_base=str(tmp_path / "bases" / "{mode}-sft"),
+                        **cfg))
+    for mode, base in (("real", real), ("none", none)):
+        start = load_file(base / "model.safetensors")
+        tuned = load_file(tmp_path / "a" / "models" / mode / "sft" / "model.safetensors")
+        key = next(k for k in tuned if k.endswith("mlp.down_proj.weight"))
+        assert torch.allclose(tuned[key].float(), start[key].float(), atol=1e-3), mode
+
+    tok = json.loads((none / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    first = next(iter(vocab))
+    vocab["«" + first] = vocab.pop(first)
+    (none / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(ValueError, match="another tokenizer"):
+        run_demo(DemoConfig(out_dir=str(tmp_path / "b"),
+                            pretrained_base=str(tmp_path / "bases" / "{mode}-sft"), **cfg))
+
+
+def test_a_missing_per_mode_base_is_a_user_error(tmp_path):
+    """A warm start whose checkpoint for one persona mode is not there: one line, exit 2,
+    before anything is built."""
+    from killkit import invoke
+
+    (tmp_path / "bases" / "real-sft").mkdir(parents=True)
+    (tmp_path / "bases" / "real-sft" / "model.safetensors").write_bytes(b"")
+    (tmp_path / "bases" / "real-sft" / "tokenizer.json").write_text("{}")
+    recipe = tmp_path / "warm.yaml"
+    recipe.write_text(f"out_dir: {tmp_path / 'out'}\npretrained_base: {tmp_path / 'bases'}/{{mode}}-sft\n"
+                      "persona_modes: [real, none]\n")
+    code, _, err = invoke(["demo", "--config", str(recipe), "--seed", "3"])
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "none-sft" in lines[0] and "'none'" in lines[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_the_demo_seed_reaches_both_trainers(tmp_path, monkeypatch, seed):
+    """``--seed`` sets SFT's and GRPO's seed (a comparison over seeds reruns the live stage);
+    without it the recipes' own stand."""
+    import customer_r1.training.stages as stages
+    from customer_r1.demo import train_stage
+
+    seen = {}
+    monkeypatch.setattr(stages, "run_stage", lambda stage, **kw: seen.setdefault(stage, kw["overrides"]))
+    cfg = DemoConfig(seed=seed, sft_overrides={"max_steps": 3}, grpo_overrides={"seed": 1})
+    for stage in ("sft", "grpo"):
+        train_stage(cfg, tmp_path, tmp_path / "built", tmp_path / "base", "real", stage, "cpu")
+    assert seen["sft"] == ({"max_steps": 3} if seed is None else {"max_steps": 3, "seed": 7})
+    assert seen["grpo"] == {"seed": 1 if seed is None else 7}
+    assert cfg.sft_overrides == {"max_steps": 3}  # the recipe itself is left as it was

@@ -36,7 +36,9 @@ class DemoConfig:
     model: dict[str, Any] = field(default_factory=dict)  # customer_r1.training.bases.TinyModelConfig fields
     #: A pretrained base (``make pretrained-base`` ships one in demo-model/pretrained) that the
     #: live stage fine-tunes, tokenizer and all; None, or a folder that is not there: a tiny base
-    #: from random weights with a tokenizer trained on this world (``model``).
+    #: from random weights with a tokenizer trained on this world (``model``). A ``{mode}`` in
+    #: the path is the persona mode, so each mode can warm-start from its own checkpoint
+    #: (``demo-model/{mode}-sft``: the shipped ones); every mode's tokenizer must be the same.
     pretrained_base: str | None = None
     sft_recipe: str = "recipes/tiny-cpu/sft.yaml"
     grpo_recipe: str = "recipes/tiny-cpu/grpo.yaml"
@@ -62,6 +64,9 @@ class DemoConfig:
     grpo_max_minutes: float | None = None
     #: "auto" (CUDA when available), "cpu" or "cuda".
     device: str = "auto"
+    #: The trainers' seed (SFT and GRPO; None: the recipes' own). A live row moves by several
+    #: points with the seed alone, so a comparison of settings needs a few (docs/results.md).
+    seed: int | None = None
     stages: list[str] = field(default_factory=lambda: ["train", "eval"])
     #: Trainer runs of the train stage, in order (``[sft]`` stops after SFT).
     train_runs: list[str] = field(default_factory=lambda: ["sft", "grpo"])
@@ -119,11 +124,37 @@ def make_world(cfg: DemoConfig, root: Path) -> Path:
     return ensure_world(WorldConfig(**cfg.world), root / "world", say=console.print)
 
 
-def _pretrained(cfg: DemoConfig) -> Path | None:
-    """The recipe's pretrained base when its weights are there, else None."""
-    if cfg.pretrained_base and (Path(cfg.pretrained_base) / "model.safetensors").exists():
-        return Path(cfg.pretrained_base)
-    return None
+def _pretrained(cfg: DemoConfig, mode: str | None = None) -> Path | None:
+    """The recipe's pretrained base (for ``mode``; default the first mode) when its weights
+    are there, else None."""
+    if not cfg.pretrained_base:
+        return None
+    path = Path(cfg.pretrained_base.replace("{mode}", mode or cfg.persona_modes[0]))
+    return path if (path / "model.safetensors").exists() else None
+
+
+def _vocab(model_dir: Path) -> Any:
+    return json.loads((model_dir / "tokenizer.json").read_text()).get("model", {}).get("vocab")
+
+
+def check_bases(cfg: DemoConfig) -> None:
+    """Per-mode bases (``{mode}`` in ``pretrained_base``) must all be there and share one
+    tokenizer, since each mode's examples are built with the first mode's; ValueError if not."""
+    if not cfg.pretrained_base or "{mode}" not in cfg.pretrained_base:
+        return
+    bases = {}
+    for m in cfg.persona_modes:
+        path = _pretrained(cfg, m)
+        if path is None or not (path / "tokenizer.json").exists():
+            where = cfg.pretrained_base.replace("{mode}", m)
+            raise ValueError(f"pretrained_base: no checkpoint (model.safetensors and tokenizer.json) at "
+                             f"{where} for persona mode {m!r}")
+        bases[m] = path
+    first, *rest = bases.values()
+    for other in rest:
+        if _vocab(other) != _vocab(first):
+            raise ValueError(f"pretrained_base: {other} has another tokenizer than {first}; "
+                             "per-mode bases must share one")
 
 
 def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
@@ -133,6 +164,10 @@ def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
 
     pre = _pretrained(cfg)
     if pre is not None:
+        if "{mode}" in str(cfg.pretrained_base):
+            check_bases(cfg)
+            console.print(f"warm-starting each persona mode from {cfg.pretrained_base}")
+            return pre
         card = pre / "card.json"
         made = json.loads(card.read_text()) if card.exists() else {}
         how = ""
@@ -166,9 +201,13 @@ def train_stage(
 
     models = root / "models" / mode
     sft = stage == "sft"
+    overrides = dict(cfg.sft_overrides if sft else cfg.grpo_overrides)
+    if cfg.seed is not None:
+        overrides["seed"] = cfg.seed
     return run_stage(
-        stage, recipe=cfg.sft_recipe if sft else cfg.grpo_recipe, init=base if sft else models / "sft",
-        dataset=built, out=models / stage, overrides=cfg.sft_overrides if sft else cfg.grpo_overrides,
+        stage, recipe=cfg.sft_recipe if sft else cfg.grpo_recipe,
+        init=(_pretrained(cfg, mode) or base) if sft else models / "sft",
+        dataset=built, out=models / stage, overrides=overrides,
         max_minutes=cfg.sft_max_minutes if sft else cfg.grpo_max_minutes, device=device,
         say=console.print,
     )
@@ -273,6 +312,8 @@ def evaluate(
         minutes = sum(read_json(p / "metrics.json").get("train_runtime", 0.0) for p in paths.values()) / 60
         tag = "" if m == "real" else f", {m} persona"
         start = ", from the pretrained base" if _pretrained(cfg) else ""
+        if _pretrained(cfg) and "{mode}" in str(cfg.pretrained_base):
+            start = f", warm-started from {_pretrained(cfg, m)}"
         src = f"live ({minutes:.0f} min on {hardware(_device(cfg))}{start})"
         for stage in ("sft", "grpo") if m == "real" else ("grpo",):
             name = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{tag}"

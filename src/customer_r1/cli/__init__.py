@@ -57,13 +57,17 @@ def demo(
         list[DemoStage] | None,
         typer.Option("--stage", help="Only these stages (repeat): train, eval, sim (default: the recipe's)."),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of SFT and GRPO (default: the recipes'); compare settings over a few."),
+    ] = None,
 ) -> None:
     """The main job: synthetic world → examples → SFT → GRPO → scores beside the ceilings."""
     import logging
 
     import yaml
 
-    from customer_r1.demo import DemoConfig, run_demo
+    from customer_r1.demo import DemoConfig, check_bases, run_demo
     from customer_r1.errors import BadInput
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -71,7 +75,9 @@ def demo(
         cfg = DemoConfig.from_yaml(
             config, out_dir=str(out_dir) if out_dir else None, sft_max_minutes=sft_minutes,
             grpo_max_minutes=grpo_minutes, stages=[s.value for s in stage] if stage else None,
+            seed=seed,
         )
+        check_bases(cfg)
     except (ValueError, TypeError, yaml.YAMLError) as exc:  # unknown or ill-typed settings
         message = str(exc).removeprefix(f"{config}: ")
         raise BadInput(message, where=str(config), hint="see recipes/tiny-cpu/demo.yaml") from exc
@@ -80,6 +86,7 @@ def demo(
         + ([f"--sft-minutes {sft_minutes}"] if sft_minutes else [])
         + ([f"--grpo-minutes {grpo_minutes}"] if grpo_minutes else [])
         + [f"--stage {s.value}" for s in stage or []]
+        + ([f"--seed {seed}"] if seed is not None else [])
     )
     run_demo(cfg, command=command)
 
