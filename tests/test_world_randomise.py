@@ -99,6 +99,19 @@ def test_draws_cover_compositions_and_continuous_parameters() -> None:
     assert len(prices) > 10 and all(0.75 <= p <= 1.5 for p in prices)
 
 
+def test_control_share_keeps_that_share_of_sessions_on_the_control_site() -> None:
+    """``control_share``: replay of the control site; 0 takes no draw, so the sites (and the
+    world) are those of a config without it."""
+    draws = [(u, j) for u in range(20) for j in range(20)]
+    default = [draw_site(RandomiseConfig(), site_rng(3, u, j)) for u, j in draws]
+    assert default == [draw_site(RandomiseConfig(control_share=0.0), site_rng(3, u, j)) for u, j in draws]
+    half = [draw_site(RandomiseConfig(control_share=0.5), site_rng(3, u, j)) for u, j in draws]
+    on_control = sum(s.is_control for s in half) / len(half)
+    base_rate = sum(s.is_control for s in default) / len(default)
+    assert 0.5 + 0.3 * base_rate < on_control < 0.5 + 0.7 * base_rate + 0.1, (on_control, base_rate)
+    assert all(draw_site(RandomiseConfig(control_share=1.0), site_rng(3, u, j)).is_control for u, j in draws)
+
+
 def test_held_out_variants_never_train() -> None:
     rc = RandomiseConfig()
     held = {n: BUILTIN_VARIANTS[n] for n in rc.held_out}
@@ -159,6 +172,7 @@ def test_ceilings_per_group(rand, tmp_path) -> None:
     ({"continuous": {"price_factor": [0.5, 20]}}, "price_factor"),
     ({"continuous": {"coupon": 0.3}}, r"\[low, high\]"),
     ({"continuous_share": 2}, r"\[0, 1\]"),
+    ({"control_share": -0.1}, r"control_share must be in \[0, 1\]"),
     ({"colour": "red"}, "unknown randomise setting"),
 ])
 def test_validation(settings, match) -> None:

@@ -8,6 +8,7 @@ section) puts every *training* session on a site of its own, drawn from:
   beside the ones already drawn is skipped), which covers sections shown or hidden (deals,
   brand filters, related searches, sort, buy now, ...), label wording and block order
   (``placebo_labels``, ``placebo_nav_order``, ``add_to_cart_below``), ranking and sort order;
+* the **control site** itself with probability ``control_share`` (default 0: never);
 * **continuous parameters** (``continuous``: a field of :class:`SiteVariant` with a number
   value and its ``[low, high]`` range), each drawn with probability ``continuous_share``
   uniformly in its range and rounded to 2 decimals, on fields the composition left alone:
@@ -133,6 +134,10 @@ class RandomiseConfig:
     held_out_sessions_per_user: int = 1
     #: No continuous draw comes within this relative distance of a held-out variant's value.
     held_out_gap: float = 0.1
+    #: Share of training sessions kept on the control site itself (replay: a model warm-started
+    #: from a control-site checkpoint keeps seeing the site it is tested on). 0: every session
+    #: draws its site, and the world is byte for byte what it was before this setting.
+    control_share: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "held_out", _names(self.held_out, "held_out"))
@@ -151,7 +156,7 @@ class RandomiseConfig:
         if self.max_variants > len(self.draw_pool):
             raise ValueError(f"randomise.max_variants ({self.max_variants}) exceeds the pool "
                              f"({len(self.draw_pool)} variants)")
-        for key in ("continuous_share", "held_out_gap"):
+        for key in ("continuous_share", "held_out_gap", "control_share"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= v <= 1.0:
                 raise ValueError(f"randomise.{key} must be in [0, 1], got {v!r}")
@@ -212,6 +217,8 @@ def draw_site(cfg: RandomiseConfig, rng: np.random.Generator) -> SiteVariant:
     avoid = _held_out_values(cfg)
     pool = cfg.draw_pool
     order = {n: i for i, n in enumerate(BUILTIN_VARIANTS)}
+    if cfg.control_share and rng.random() < cfg.control_share:  # no draw at all when it is 0
+        return CONTROL
     for _ in range(_MAX_TRIES):
         k = int(rng.integers(cfg.min_variants, cfg.max_variants + 1))
         chosen: list[str] = []
