@@ -133,6 +133,11 @@ def _pretrained(cfg: DemoConfig, mode: str | None = None) -> Path | None:
     return path if (path / "model.safetensors").exists() else None
 
 
+def _per_mode(cfg: DemoConfig) -> bool:
+    """Whether each persona mode starts from its own checkpoint (``{mode}`` in the path)."""
+    return bool(cfg.pretrained_base) and "{mode}" in str(cfg.pretrained_base)
+
+
 def _vocab(model_dir: Path) -> Any:
     return json.loads((model_dir / "tokenizer.json").read_text()).get("model", {}).get("vocab")
 
@@ -140,7 +145,7 @@ def _vocab(model_dir: Path) -> Any:
 def check_bases(cfg: DemoConfig) -> None:
     """Per-mode bases (``{mode}`` in ``pretrained_base``) must all be there and share one
     tokenizer, since each mode's examples are built with the first mode's; ValueError if not."""
-    if not cfg.pretrained_base or "{mode}" not in cfg.pretrained_base:
+    if not _per_mode(cfg):
         return
     bases = {}
     for m in cfg.persona_modes:
@@ -164,7 +169,7 @@ def make_base(cfg: DemoConfig, root: Path, data: Any) -> Path:
 
     pre = _pretrained(cfg)
     if pre is not None:
-        if "{mode}" in str(cfg.pretrained_base):
+        if _per_mode(cfg):
             check_bases(cfg)
             console.print(f"warm-starting each persona mode from {cfg.pretrained_base}")
             return pre
@@ -311,9 +316,9 @@ def evaluate(
         # The trainers' own runtimes, so a rerun that reuses the models still reports them.
         minutes = sum(read_json(p / "metrics.json").get("train_runtime", 0.0) for p in paths.values()) / 60
         tag = "" if m == "real" else f", {m} persona"
-        start = ", from the pretrained base" if _pretrained(cfg) else ""
-        if _pretrained(cfg) and "{mode}" in str(cfg.pretrained_base):
-            start = f", warm-started from {_pretrained(cfg, m)}"
+        pre = _pretrained(cfg, m)
+        start = "" if pre is None else (f", warm-started from {pre}" if _per_mode(cfg)
+                                        else ", from the pretrained base")
         src = f"live ({minutes:.0f} min on {hardware(_device(cfg))}{start})"
         for stage in ("sft", "grpo") if m == "real" else ("grpo",):
             name = f"{'SFT' if stage == 'sft' else 'SFT+GRPO'}{tag}"
