@@ -9,9 +9,11 @@ import pytest
 
 from customer_r1.actions import Action
 from customer_r1.evaluation.motives import (
+    expected_by_step,
     expected_match,
     motive_breakdown,
     motive_markdown,
+    paired_session_bootstrap,
     write_motive_report,
 )
 from customer_r1.world.export import PolicyRow
@@ -75,6 +77,31 @@ def test_expected_match_weighs_each_prediction_by_the_worlds_probability():
     assert expected_match([], POLICY)["expected_exact_match"] is None
     with pytest.raises(ValueError, match="step 9"):
         expected_match([_pred("e9", TERM, TERM)], POLICY)
+
+
+def test_expected_by_step_keys_each_steps_probability_by_session_and_step():
+    preds = [_pred("e1", REVIEWS, REVIEWS), _pred("e3", TERM, BUY)]
+    assert expected_by_step(preds, POLICY) == {("s", 1): pytest.approx(0.9), ("s", 3): 0.0}
+
+
+def test_paired_session_bootstrap_separates_a_real_difference_from_session_noise():
+    rng = np.random.default_rng(1)
+    sessions = [(f"s{i}", j) for i in range(16) for j in range(11)]
+    base = {k: float(rng.uniform(0.3, 0.9)) for k in sessions}
+    # A model 5 points better on average, step by step noisy: the interval excludes 0.
+    better = {k: v + 0.05 + float(rng.normal(0, 0.05)) for k, v in base.items()}
+    d = paired_session_bootstrap(better, base)
+    assert d["delta"] == pytest.approx(0.05, abs=0.01)
+    assert 0 < d["low"] < d["delta"] < d["high"] < 0.1
+    assert (d["steps"], d["sessions"]) == (176, 16)
+    # Whole sessions better or worse at random, mean near 0: the interval spans 0.
+    noisy = {k: v + (0.2 if int(k[0][1:]) % 2 else -0.2) for k, v in base.items()}
+    d = paired_session_bootstrap(noisy, base)
+    assert d["low"] < 0 < d["high"]
+    # Only the shared steps count; none shared is an error.
+    assert paired_session_bootstrap({("x", 0): 1.0, **better}, base)["steps"] == 176
+    with pytest.raises(ValueError, match="no scored steps"):
+        paired_session_bootstrap({("x", 0): 1.0}, base)
 
 
 def test_unknown_example_is_an_error():

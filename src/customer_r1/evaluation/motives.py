@@ -66,9 +66,8 @@ def expected_match(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRo
     """
     probs, bayes, blind = [], [], []
     for p, row in _policy_rows(preds, policy):
-        pred = predicted_action(p)
         actions = [Action.from_json(a) for a in row.actions]
-        probs.append(sum(float(q) for a, q in zip(actions, row.probs, strict=True) if exact_match(pred, a)))
+        probs.append(_step_expected(p, row, actions))
         gold = gold_action(p)
         bayes.append(exact_match(actions[int(np.argmax(row.probs))], gold))
         blind.append(exact_match(actions[int(np.argmax(row.blind_probs))], gold))
@@ -79,6 +78,51 @@ def expected_match(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRo
         "bayes_choice_exact": float(np.mean(bayes)),
         "blind_choice_exact": float(np.mean(blind)),
     }
+
+
+def _step_expected(p: Mapping[str, Any], row: PolicyRow, actions: list[Action]) -> float:
+    """The probability the world gives the predicted action at this step."""
+    pred = predicted_action(p)
+    return sum(float(q) for a, q in zip(actions, row.probs, strict=True) if exact_match(pred, a))
+
+
+def expected_by_step(
+    preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]
+) -> dict[tuple[str, int], float]:
+    """Each step's expected exact match, keyed by (session, step): what a paired comparison of
+    two runs on the same steps needs (``paired_session_bootstrap``)."""
+    return {
+        (row.session_id, row.step_index): _step_expected(p, row, [Action.from_json(a) for a in row.actions])
+        for p, row in _policy_rows(preds, policy)
+    }
+
+
+def paired_session_bootstrap(
+    a: Mapping[tuple[str, int], float], b: Mapping[tuple[str, int], float],
+    resamples: int = 10_000, seed: int = 0,
+) -> dict[str, float]:
+    """Mean per-step difference a - b on the steps both scored, with a 95 % interval that
+    resamples whole sessions (steps of one session are not independent draws).
+
+    Why: two checkpoints scored on the same 177 steps differ by a few points, and whether
+    that is the model or the steps drawn decides "kept the control skill" or "lost it".
+    """
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise ValueError("the two runs share no scored steps")
+    sessions = sorted({s for s, _ in shared})
+    index = {s: i for i, s in enumerate(sessions)}
+    diff = np.zeros(len(sessions))
+    count = np.zeros(len(sessions))
+    for key in shared:
+        diff[index[key[0]]] += a[key] - b[key]
+        count[index[key[0]]] += 1
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sessions), size=(resamples, len(sessions)))
+    means = diff[draws].sum(axis=1) / count[draws].sum(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"delta": float(diff.sum() / count.sum()), "low": float(lo), "high": float(hi),
+            "steps": len(shared), "sessions": len(sessions)}
 
 
 def motive_breakdown(preds: Iterable[Mapping[str, Any]], policy: Iterable[PolicyRow]) -> list[MotiveRow]:
