@@ -142,6 +142,27 @@ def test_demo_recipes_load_and_share_the_world_examples_and_base(name):
     assert (root.parents[1] / cfg.sft_recipe).exists() and (root.parents[1] / cfg.grpo_recipe).exists()
 
 
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu")
+                                           .glob("demo*.yaml")), ids=lambda p: p.stem)
+def test_every_demo_recipe_names_only_settings_its_trainers_know(recipe):
+    """A misspelt override in a long recipe fails here, not after its world and tokenizer are built."""
+    from dataclasses import fields
+
+    from trl import GRPOConfig, SFTConfig
+
+    from customer_r1.training.configs import GRPOScriptArguments, SFTScriptArguments
+    from customer_r1.world import WorldConfig
+
+    cfg = DemoConfig.from_yaml(recipe)
+    WorldConfig(**cfg.world)
+    root = recipe.parents[2]
+    for stage, overrides, trainer, script in (("sft", cfg.sft_overrides, SFTConfig, SFTScriptArguments),
+                                              ("grpo", cfg.grpo_overrides, GRPOConfig, GRPOScriptArguments)):
+        unknown = set(overrides) - {f.name for f in (*fields(trainer), *fields(script))}
+        assert not unknown, f"{recipe.name}: unknown {stage} overrides {unknown}"
+    assert (root / cfg.sft_recipe).exists() and (root / cfg.grpo_recipe).exists()
+
+
 @pytest.mark.parametrize("bad", [{"rationale_samples": -1}, {"rationale_temperature": 0.0},
                                  {"rationale_temperature": -0.5}])
 def test_demo_config_rejects_bad_sampling_settings(bad):
