@@ -12,7 +12,7 @@ examples in the same order, with the demo's world, prompt budget and tiny model:
   off, ``torch.compile`` on top of the recipe, compiled decoder layers, and (``wide``) the
   recipe on a 2 x 256 model of about the same parameters (a different model: its loss is
   compared on the same examples), that shape with compiled layers (``wide_layers``) and in 4
-  heads of 64 instead of 8 of 32 (``wide64_layers``).
+  heads of 64 or 2 of 128 instead of 8 of 32 (``wide64_layers``, ``wide128_layers``).
 
 The cores may be shared, so the settings are interleaved in rounds (before, after,
 before, after, ...) and each setting's rate is its median over the rounds; ``uptime``'s
@@ -34,17 +34,21 @@ cores). ``--shapes`` instead trains the demo's shape and a wider, shallower one 
 side for the same wall time and prints the loss each reaches (learning per second, not
 just throughput).
 The last line is ``examples_per_s=E before_examples_per_s=B speedup=S gflops=G
-peak_bf16_gflops=P loss_delta=D``.
+peak_bf16_gflops=P loss_delta=D steady_speedup=T``. E and B are whole runs (start-up and any
+compiling included); ``steady`` rates time only the second half of each run's updates, the rate
+a long run settles at (T: after over before).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +75,8 @@ WIDE = {"hidden_size": 256, "intermediate_size": 704, "num_hidden_layers": 2,
 # The same width in 4 heads of 64: the same attention FLOPs, in a kernel whose inner
 # products are twice as long (PyTorch's CPU flash kernel runs head size 32 poorly).
 WIDE64 = {**WIDE, "num_attention_heads": 4}
+# And in 2 heads of 128 (no grouped key/value heads left: 2 of each).
+WIDE128 = {**WIDE, "num_attention_heads": 2}
 ABLATION_KEYS = {"bf16": 0, "pf": 1, "compile": 2, "layers": 3}  # --ablations name -> ABLATIONS entry
 #: --ablations names of the other shapes: (model, extra arguments, label).
 SHAPES = {
@@ -79,6 +85,8 @@ SHAPES = {
                     "after + compiled layers, 2 x 256 shape (a different model)"),
     "wide64_layers": (WIDE64, ABLATIONS["after + compiled decoder layers"],
                       "after + compiled layers, 2 x 256 in 4 heads of 64 (a different model)"),
+    "wide128_layers": (WIDE128, ABLATIONS["after + compiled decoder layers"],
+                       "after + compiled layers, 2 x 256 in 2 heads of 128 (a different model)"),
 }
 
 
@@ -123,21 +131,50 @@ def useful_flops(base: Path, built: Path, examples: int) -> tuple[float, float]:
     return flops / len(rows), tokens / len(rows)
 
 
+@contextlib.contextmanager
+def on_every_update(fn: Callable[[], None]) -> Iterator[None]:
+    """Call ``fn`` after every optimizer update of any Trainer built inside the block (the
+    trainers are built deep inside ``train sft``; this is how a benchmark sees their steps)."""
+    import transformers
+
+    class Step(transformers.TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            fn()
+
+    original = transformers.Trainer.__init__
+
+    def init(self: Any, *args: Any, **kw: Any) -> None:
+        original(self, *args, **kw)
+        self.add_callback(Step())
+
+    transformers.Trainer.__init__ = init
+    try:
+        yield
+    finally:
+        transformers.Trainer.__init__ = original
+
+
 def measure(work: Path, tag: str, built: Path, base: Path, examples: int, extra: list[str],
             minutes: float | None = None) -> dict[str, Any]:
     out = work / f"sft-{tag}"
     steps = examples // 8
-    sft.main([
-        "--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
-        "--output_dir", str(out), "--max_train_examples", str(examples), "--max_steps", str(steps),
-        "--warmup_steps", "0", "--logging_steps", "1", "--disable_tqdm", "true",
-        *(["--max_train_minutes", str(minutes)] if minutes else []), *extra,
-    ])
+    ends: list[float] = []
+    with on_every_update(lambda: ends.append(time.perf_counter())):
+        sft.main([
+            "--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
+            "--output_dir", str(out), "--max_train_examples", str(examples), "--max_steps", str(steps),
+            "--warmup_steps", "0", "--logging_steps", "1", "--disable_tqdm", "true",
+            *(["--max_train_minutes", str(minutes)] if minutes else []), *extra,
+        ])
+    # The steady rate: the second half of the updates, after start-up, compiling and the
+    # first shapes' recompiles.
+    half = len(ends) // 2
+    steady = 8 * (len(ends) - 1 - half) / (ends[-1] - ends[half]) if len(ends) >= 4 else float("nan")
     m = json.loads((out / "metrics.json").read_text())
     state = json.loads((out / "trainer_state.json").read_text())
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     done = int(m["global_step"]) * 8
-    return {"seconds": m["train_runtime"], "examples_per_s": done / m["train_runtime"],
+    return {"seconds": m["train_runtime"], "examples_per_s": done / m["train_runtime"], "steady": steady,
             "loss_last5": sum(losses[-5:]) / len(losses[-5:]), "losses": losses, "updates": m["global_step"],
             "bf16": m.get("cpu_bf16"), "reason": m.get("cpu_precision_reason")}
 
@@ -175,28 +212,30 @@ def throughput(work: Path, base: Path, built: Path, a: argparse.Namespace) -> No
             r = measure(work, f"r{rnd}-{i}", sbuilt, sbase, a.examples, extra)
             runs[label].append(r)
             print(f"round {rnd + 1} {label}: seconds={r['seconds']:.1f} "
-                  f"examples_per_s={r['examples_per_s']:.2f} "
+                  f"examples_per_s={r['examples_per_s']:.2f} steady={r['steady']:.2f} "
                   f"gflops={r['examples_per_s'] * sflops / 1e9:.0f} loss_last5={r['loss_last5']:.4f}"
                   + (f" bf16={r['bf16']} ({r['reason']})" if r["bf16"] is not None else "")
                   + f"; {load()}", flush=True)
     rate = {k: statistics.median(r["examples_per_s"] for r in v) for k, v in runs.items()}
+    steady = {k: statistics.median(r["steady"] for r in v) for k, v in runs.items()}
     loss = {k: v[0]["loss_last5"] for k, v in runs.items()}
     b, aft = list(settings)[:2]
     print("\nmedian over rounds:")
     for k in settings:
         print(f"  {k}: examples_per_s={rate[k]:.2f} speedup={rate[k] / rate[b]:.2f} "
+              f"steady={steady[k]:.2f} steady_speedup={steady[k] / steady[b]:.2f} "
               f"gflops={rate[k] * settings[k][3] / 1e9:.0f} loss_last5={loss[k]:.4f} "
               f"loss_delta={(loss[k] - loss[b]) / loss[b] * 100:+.2f}%")
     print(f"examples_per_s={rate[aft]:.2f} before_examples_per_s={rate[b]:.2f} "
           f"speedup={rate[aft] / rate[b]:.2f} "
           f"gflops={rate[aft] * flops / 1e9:.0f} peak_bf16_gflops={peak16:.0f} "
-          f"loss_delta={(loss[aft] - loss[b]) / loss[b] * 100:+.2f}%")
+          f"loss_delta={(loss[aft] - loss[b]) / loss[b] * 100:+.2f}% "
+          f"steady_speedup={steady[aft] / steady[b]:.2f}")
 
 
 def profile(work: Path, base: Path, built: Path) -> None:
     """Per update: attention, matmul and other CPU time of before, the recipe and the
     recipe with compiled layers, each through ``train sft`` under ``torch.profiler``."""
-    import transformers
     from torch.profiler import ProfilerActivity, schedule
     from torch.profiler import profile as torch_profile
 
@@ -204,31 +243,13 @@ def profile(work: Path, base: Path, built: Path) -> None:
     settings = {"before: fp32, batch 1 x 8 accumulated": BEFORE, "after: the recipe": AFTER,
                 "after + compiled decoder layers": ABLATIONS["after + compiled decoder layers"]}
 
-    class Step(transformers.TrainerCallback):
-        """Advances the current profiler's schedule after every update."""
-
-        prof: Any = None
-
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            self.prof.step()
-
-    step = Step()
-    original = transformers.Trainer.__init__
-
-    def init(self: Any, *args: Any, **kw: Any) -> None:
-        original(self, *args, **kw)
-        self.add_callback(step)
-
-    transformers.Trainer.__init__ = init
-    try:
-        for i, (label, extra) in enumerate(settings.items()):
-            step.prof = prof = torch_profile(activities=[ProfilerActivity.CPU],
-                                             schedule=schedule(wait=10, warmup=2, active=active))
-            with prof:
-                measure(work, f"prof-{i}", built, base, 8 * (10 + 2 + active + 2), extra)
-            _print_profile(label, prof, active)
-    finally:
-        transformers.Trainer.__init__ = original
+    for i, (label, extra) in enumerate(settings.items()):
+        prof = torch_profile(activities=[ProfilerActivity.CPU],
+                             schedule=schedule(wait=10, warmup=2, active=active))
+        # Advance the profiler's schedule after every update.
+        with prof, on_every_update(prof.step):
+            measure(work, f"prof-{i}", built, base, 8 * (10 + 2 + active + 2), extra)
+        _print_profile(label, prof, active)
 
 
 def _print_profile(label: str, prof: Any, active: int) -> None:
@@ -285,7 +306,7 @@ def main() -> None:
     ap.add_argument("--ablations", nargs="?", const="all", default=None,
                     help="bf16 alone, recipe without bf16, + compile, + compiled layers, the recipe on a "
                          "2 x 256 model (and it with compiled layers, and in 4 heads of 64): all or "
-                         "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers")
+                         "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers,wide128_layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     ap.add_argument("--profile", action="store_true",
