@@ -263,3 +263,29 @@ def test_examples_built_before_a_new_build_field_are_reused(tmp_path):
                                       persona_budget="outside"), out)
     assert not marker.exists()
     assert json.loads((out / "build.json").read_text())["config"]["persona_budget"] == "outside"
+
+
+def test_asking_for_fewer_splits_reuses_a_fuller_build_and_never_wipes_train(tmp_path):
+    """A scorer building the test split of a checkpoint whose tokenizer a trainer also uses
+    must not replace the folder holding the trainer's train split (it once did, mid-run)."""
+    from customer_r1.data.examples import ensure_examples
+
+    data = make_data()
+    full = BuildConfig(tokenizer=None, token_budget=None, progress=False)
+    out = ensure_examples(data, full, tmp_path / "ex")
+    train = out / "train.parquet"
+    assert train.exists()
+    for subset in (["test"], ["train", "test"]):
+        assert ensure_examples(data, BuildConfig(tokenizer=None, token_budget=None, progress=False,
+                                                 splits=subset), out) == out
+        assert train.exists() and json.loads((out / "build.json").read_text())["config"]["splits"] is None
+    # The other way round (a test-only folder, the full build asked for) is a rebuild, and
+    # other settings still rebuild whatever the splits.
+    only_test = ensure_examples(data, BuildConfig(tokenizer=None, token_budget=None, progress=False,
+                                                  splits=["test"]), tmp_path / "t")
+    assert not (only_test / "train.parquet").exists()
+    ensure_examples(data, full, only_test)
+    assert (only_test / "train.parquet").exists()
+    ensure_examples(data, BuildConfig(tokenizer=None, token_budget=None, progress=False, splits=["test"],
+                                      persona_budget="outside"), out)
+    assert not train.exists()

@@ -939,13 +939,19 @@ def comparable_build(config: dict[str, Any]) -> dict[str, Any]:
 def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path, *,
                     console: Any = None) -> Path:
     """``out_dir`` holds the examples ``config`` builds from ``data``: reused when its
-    ``build.json`` records the same config, else rebuilt."""
+    ``build.json`` records the same config, or the same one over more splits (a scorer asking
+    for the test split must never wipe the train split a trainer is about to read), else
+    rebuilt."""
     import shutil
 
     out = Path(out_dir)
     meta = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else None
     if meta is not None:
-        if comparable_build(meta["config"]) == comparable_build(asdict(config)):
+        old, new = comparable_build(meta["config"]), comparable_build(asdict(config))
+        if old == new:
+            return out
+        built, wanted = old.pop("splits", None), new.pop("splits", None)
+        if old == new and (built is None or (wanted is not None and set(wanted) <= set(built))):
             return out
         if console is not None:
             console.print(f"[yellow]{out} was built with other settings; rebuilding[/]")
