@@ -305,7 +305,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one round of 96 examples (~3 min on quiet cores)")
     ap.add_argument("--ablations", nargs="?", const="all", default=None,
                     help="bf16 alone, recipe without bf16, + compile, + compiled layers, the recipe on a "
-                         "2 x 256 model (and it with compiled layers, and in 4 heads of 64): all or "
+                         "2 x 256 model (and it with compiled layers, in 4 heads of 64, in 2 of 128): all or "
                          "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers,wide128_layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")

@@ -90,13 +90,14 @@ def main() -> None:
     bayes, blind = 100 * ceilings["ceiling_persona"], 100 * ceilings["ceiling_blind"]
     print(f"\n{sessions} test sessions of {root / 'world'}; ranked, {how}; "
           f"Bayes ceiling {bayes:.1f}, persona-blind {blind:.1f} (E[exact], %)")
-    by_step = {r["name"]: expected_by_step(load_preds(d / "preds.jsonl"), policy.values())
-               for r, d in zip(board.rows, board.run_dirs, strict=True)}
+    by_step = {} if args.reference is None else {
+        r["name"]: expected_by_step(load_preds(d / "preds.jsonl"), policy.values())
+        for r, d in zip(board.rows, board.run_dirs, strict=True)}
     for r in board.rows:
         e = 100 * r["expected_exact_match"]
         r["lift_captured"] = (e - blind) / (bayes - blind)
         paired = ""
-        if args.reference is not None and r["name"] != args.reference:
+        if by_step and r["name"] != args.reference:
             d = paired_session_bootstrap(by_step[r["name"]], by_step[args.reference])
             r[f"delta_vs_{args.reference}"] = d
             paired = (f" delta_vs_{args.reference}={100 * d['delta']:+.1f} "

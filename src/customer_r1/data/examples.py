@@ -948,8 +948,6 @@ def ensure_examples(data: ShoppingData, config: BuildConfig, out_dir: str | Path
     meta = json.loads((out / "build.json").read_text()) if (out / "build.json").exists() else None
     if meta is not None:
         old, new = comparable_build(meta["config"]), comparable_build(asdict(config))
-        if old == new:
-            return out
         built, wanted = old.pop("splits", None), new.pop("splits", None)
         if old == new and (built is None or (wanted is not None and set(wanted) <= set(built))):
             return out
