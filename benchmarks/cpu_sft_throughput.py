@@ -30,9 +30,9 @@ setting, so it bounds what any other lever can buy.
 
 Run: ``.venv/bin/python benchmarks/cpu_sft_throughput.py [--quick] [--ablations]
 [--shapes] [--profile]``; ``--quick`` (one round of 96 examples per setting, ~3 minutes on 2 quiet
-cores). ``--shapes`` instead trains the demo's shape and a wider, shallower one side by
-side for the same wall time and prints the loss each reaches (learning per second, not
-just throughput).
+cores). ``--shapes`` instead trains the demo's shape and wider, shallower ones side by
+side for the same wall time (``--shape-arms demo_layers,wide128_layers``: which) and prints
+the loss each reaches (learning per second, not just throughput).
 The last line is ``examples_per_s=E before_examples_per_s=B speedup=S gflops=G
 peak_bf16_gflops=P loss_delta=D steady_speedup=T``. E and B are whole runs (start-up and any
 compiling included); ``steady`` rates time only the second half of each run's updates, the rate
@@ -87,6 +87,14 @@ SHAPES = {
                       "after + compiled layers, 2 x 256 in 4 heads of 64 (a different model)"),
     "wide128_layers": (WIDE128, ABLATIONS["after + compiled decoder layers"],
                        "after + compiled layers, 2 x 256 in 2 heads of 128 (a different model)"),
+}
+
+#: --shape-arms names: the demo's shape (eager or with compiled layers) and the shapes above.
+SHAPE_ARMS = {
+    "demo": ({}, AFTER, "the recipe, 4 x 192"),
+    "demo_layers": ({}, ABLATIONS["after + compiled decoder layers"],
+                    "the recipe + compiled layers, 4 x 192"),
+    **SHAPES,
 }
 
 
@@ -264,21 +272,22 @@ def _print_profile(label: str, prof: Any, active: int) -> None:
 
 
 def shapes(work: Path, a: argparse.Namespace) -> None:
-    """The demo's shape against a wider, shallower one: the same recipe and examples, both
-    trained at once (one thread each, so a shared machine slows both alike) for the same
-    wall-clock budget, the LR decayed over it. Same tokenizer (trained on the same texts)."""
+    """The demo's shape against wider, shallower ones (``--shape-arms``): the same recipe and
+    examples, all trained at once (one thread each, so a shared machine slows them alike) for
+    the same wall-clock budget, the LR decayed over it. Same tokenizer (trained on the same texts)."""
     import subprocess
     import sys
 
-    arms = {"demo 4 x 192": {}, "wide 2 x 256": WIDE}
     procs = {}
-    for label, model in arms.items():
-        base, built = small_demo(work / f"shape-{label.split()[0]}", a.users, **model)
-        out = work / f"shape-out-{label.split()[0]}"
+    for name in a.shape_arms.split(","):
+        model, extra, label = SHAPE_ARMS[name]
+        label = f"{name}: {label}"
+        base, built = small_demo(work / f"shape-{name}", a.users, **model)
+        out = work / f"shape-out-{name}"
         argv = ["--config", str(RECIPE), "--dataset_path", str(built), "--model_name_or_path", str(base),
                 "--output_dir", str(out), "--max_train_minutes", str(a.shape_minutes),
                 "--lr_schedule_over_time", "true", "--num_train_epochs", "20", "--logging_steps", "1",
-                "--disable_tqdm", "true"]
+                "--disable_tqdm", "true", *extra]
         code = f"from customer_r1.training import sft; sft.main({argv!r})"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         procs[label] = (subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
@@ -309,6 +318,8 @@ def main() -> None:
                          "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers,wide128_layers")
     ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
+    ap.add_argument("--shape-arms", default="demo,wide",
+                    help=f"--shapes: which models to train side by side, of {','.join(SHAPE_ARMS)}")
     ap.add_argument("--profile", action="store_true",
                     help="only split each setting's update time into attention, matmuls and the rest")
     a = ap.parse_args()
@@ -316,6 +327,9 @@ def main() -> None:
     if unknown:
         names = ", ".join([*ABLATION_KEYS, *SHAPES])
         ap.error(f"--ablations: unknown {sorted(unknown)}; choose from {names} or all")
+    bad_arms = set(a.shape_arms.split(",")) - set(SHAPE_ARMS)
+    if bad_arms:
+        ap.error(f"--shape-arms: unknown {sorted(bad_arms)}; choose from {', '.join(SHAPE_ARMS)}")
     if a.quick:
         a.examples, a.rounds = 96, 1
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo-model` on a lent GPU (CUDA) with recipes/tiny-cpu/demo-model-gpu.yaml, within
+# `make demo-model-gpu` on a lent GPU (CUDA): the control-site checkpoints of
+# demo-model/control/ with recipes/tiny-cpu/demo-model-gpu.yaml, within
 # a fixed wall-clock budget (the recipe's minutes per trainer run; MIN_SFT / MIN_GRPO
 # override them).
 # Prepare here first: run the recipe with `stages: []` (world, base, examples), then
@@ -28,18 +29,18 @@ PY
 args=()
 [ -n "${MIN_SFT:-}" ] && args+=(--sft-minutes "$MIN_SFT")
 [ -n "${MIN_GRPO:-}" ] && args+=(--grpo-minutes "$MIN_GRPO")
-# This run's checkpoints replace the shipped ones (a stage cut short ships nothing stale).
-rm -rf demo-model
+# This run's checkpoints replace the control-site ones (a stage cut short ships nothing stale).
+rm -rf demo-model/control
 # The limit leaves time to pack what finished: each stage ships as soon as it ends.
 timeout "$LIMIT_S" $PY -c "from customer_r1.cli import main; main()" demo \
   --config recipes/tiny-cpu/demo-model-gpu.yaml "${args[@]}" > /tmp/demo-model.raw 2>&1
 echo "demo exit: $?" >> /tmp/demo-model.raw
 # Progress bars end in \r: split them off so the trainers' metric lines survive the filter.
 tr '\r' '\n' < /tmp/demo-model.raw | grep -vE "it/s\]|s/it\]|examples/s\]|^ *$" > "$OUT/demo-model.log"
-for d in demo-model/*/; do
+for d in demo-model/control/*/; do
   n=$(basename "$d")
-  [ -f "$d/metrics.json" ] && tar czf "$OUT/demo-model-$n.tgz" -C demo-model "$n"
+  [ -f "$d/metrics.json" ] && tar czf "$OUT/demo-model-$n.tgz" -C demo-model/control "$n"
 done
-cp demo-model/card.json "$OUT/" 2>/dev/null
+cp demo-model/control/card.json "$OUT/" 2>/dev/null
 grep -E "✓|train_runtime|demo exit|Error|error" "$OUT/demo-model.log" | tail -40
 ls -la "$OUT"

@@ -93,7 +93,7 @@ stamp "mixed-variant SFT done: $(tail -c 300 "$OUT/mix-sft.raw" | tr '\r' '\n' |
 MIX=${MIX:-runs/variant-mix/models/real/sft}
 if [ -f "$MIX/metrics.json" ]; then
   ( timeout 120 $PY benchmarks/sim_ab_validity.py --out "$V/mix" --policies "" --extra "mix_sft=$MIX" \
-      --extra "shipped_sft=demo-model/real-sft" --variants "$HELD" --heldout "$HELD" \
+      --extra "shipped_sft=demo-model/control/real-sft" --variants "$HELD" --heldout "$HELD" \
       "${COMMON[@]}" --concurrency "$K" --device "$DEV" > "$OUT/mix.log" 2>&1; echo "exit $?" >> "$OUT/mix.log" ) &
   P3=$!
 fi

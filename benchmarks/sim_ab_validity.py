@@ -18,9 +18,12 @@ the noise of a small simulated sample. ``--truth-only`` stops there and ends wit
 effect is significant, of which positive and negative; placebo variants; the largest absolute
 true placebo effect in points, which common random numbers make exactly 0).
 
-Each policy (``shipped``: demo-model/real-grpo, ``none``: demo-model/none-grpo, ``mix``:
-demo-model/randomised-grpo, the variant-mix model trained on a domain-randomised world,
-``baseline``: the page-kind baseline, ``--extra NAME=CKPT``: any other checkpoint)
+Each policy (``shipped``: demo-model/real-grpo, ``none``: demo-model/none-grpo, the shipped
+shoppers, fine-tuned on a domain-randomised world from ``control`` and ``control-none``:
+demo-model/control/{real,none}-grpo, trained on the control site only, which were shipped until
+2026-12-08; ``mix``: demo-model/randomised-grpo, the variant-mix model trained on a
+domain-randomised world from the pretrained base; ``baseline``: the page-kind baseline,
+``--extra NAME=CKPT``: any other checkpoint)
 runs the control site with ``--control-sessions-per-user`` sessions for ``--max-users``
 shoppers (per-user fidelity: each shopper's simulated conversion against the true shopper's
 on the same sessions' seeds), and every variant and placebo with ``--sessions-per-user``
@@ -52,7 +55,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = {"shipped": REPO / "demo-model" / "real-grpo", "none": REPO / "demo-model" / "none-grpo",
-           "mix": REPO / "demo-model" / "randomised-grpo"}  # mix: the variant-mix (domain-randomised) model
+           "mix": REPO / "demo-model" / "randomised-grpo",  # mix: the variant-mix (domain-randomised) model
+           # the control-site checkpoints the shipped ones were fine-tuned from (shipped before 2026-12-08)
+           "control": REPO / "demo-model" / "control" / "real-grpo",
+           "control-none": REPO / "demo-model" / "control" / "none-grpo"}
 SIGN_MIN = 0.02  # sign agreement counts true effects at least this large (2 points)
 
 

@@ -163,6 +163,39 @@ def test_every_demo_recipe_names_only_settings_its_trainers_know(recipe):
     assert (root / cfg.sft_recipe).exists() and (root / cfg.grpo_recipe).exists()
 
 
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu")
+                                           .glob("demo*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_folder_a_recipe_starts_from_is_in_the_repo(recipe):
+    """A recipe that starts from (or compares with) a checkpoint under demo-model/ names one a
+    fresh clone has, for every persona mode: moving a shipped folder breaks here, not an hour in."""
+    root = recipe.parents[2]
+    cfg = DemoConfig.from_yaml(recipe)
+    base = cfg.pretrained_base or ""
+    for mode in cfg.persona_modes:
+        path = base.replace("{mode}", mode)
+        if path.startswith("demo-model"):
+            assert (root / path / "model.safetensors").exists(), f"{recipe.name}: no {path}"
+    if cfg.shipped_dir and cfg.shipped_dir.startswith("demo-model") and not cfg.ship_to:
+        card = root / cfg.shipped_dir / "card.json"
+        assert card.exists(), f"{recipe.name}: no {cfg.shipped_dir}/card.json"
+
+
+@pytest.mark.parametrize("folder", ["demo-model", "demo-model/control"])
+def test_shipped_checkpoints_are_the_ones_their_card_lists(folder):
+    """Each card names its checkpoints and how long they trained; the weights, tokenizer and
+    prompt settings (build.json, which the simulator reads) are there for every one."""
+    root = Path(__file__).resolve().parents[1] / folder
+    card = json.loads((root / "card.json").read_text())
+    assert set(card["checkpoints"]) == {"real-sft", "real-grpo", "none-sft", "none-grpo"}
+    for name, entry in card["checkpoints"].items():
+        for f in ("model.safetensors", "tokenizer.json", "build.json", "metrics.json"):
+            assert (root / name / f).exists(), f"{folder}/{name}/{f}"
+        metrics = json.loads((root / name / "metrics.json").read_text())
+        assert metrics["global_step"] == entry["global_step"]
+        build = json.loads((root / name / "build.json").read_text())
+        assert build["config"]["persona_mode"] == entry["persona"]
+
+
 @pytest.mark.parametrize("bad", [{"rationale_samples": -1}, {"rationale_temperature": 0.0},
                                  {"rationale_temperature": -0.5}])
 def test_demo_config_rejects_bad_sampling_settings(bad):
