@@ -316,7 +316,8 @@ def main() -> None:
                     help="bf16 alone, recipe without bf16, + compile, + compiled layers, the recipe on a "
                          "2 x 256 model (and it with compiled layers, in 4 heads of 64, in 2 of 128): all or "
                          "some of bf16,pf,compile,layers,wide,wide_layers,wide64_layers,wide128_layers")
-    ap.add_argument("--shapes", action="store_true", help="only compare the loss per second of two shapes")
+    ap.add_argument("--shapes", action="store_true",
+                    help="only compare the loss per second of shapes (--shape-arms)")
     ap.add_argument("--shape-minutes", type=float, default=4.0, help="training minutes per shape")
     ap.add_argument("--shape-arms", default="demo,wide",
                     help=f"--shapes: which models to train side by side, of {','.join(SHAPE_ARMS)}")

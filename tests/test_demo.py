@@ -19,6 +19,8 @@ TOY_MODEL = {
     "num_key_value_heads": 1,
     "max_position_embeddings": 2048,
 }
+#: Every demo recipe the repository ships (recipes/tiny-cpu/demo*.yaml).
+DEMO_RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu").glob("demo*.yaml"))
 TOY_GRPO = {
     "max_steps": 1,
     "per_device_train_batch_size": 4,
@@ -142,8 +144,7 @@ def test_demo_recipes_load_and_share_the_world_examples_and_base(name):
     assert (root.parents[1] / cfg.sft_recipe).exists() and (root.parents[1] / cfg.grpo_recipe).exists()
 
 
-@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu")
-                                           .glob("demo*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", DEMO_RECIPES, ids=lambda p: p.stem)
 def test_every_demo_recipe_names_only_settings_its_trainers_know(recipe):
     """A misspelt override in a long recipe fails here, not after its world and tokenizer are built."""
     from dataclasses import fields
@@ -163,8 +164,7 @@ def test_every_demo_recipe_names_only_settings_its_trainers_know(recipe):
     assert (root / cfg.sft_recipe).exists() and (root / cfg.grpo_recipe).exists()
 
 
-@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "recipes" / "tiny-cpu")
-                                           .glob("demo*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("recipe", DEMO_RECIPES, ids=lambda p: p.stem)
 def test_every_shipped_folder_a_recipe_starts_from_is_in_the_repo(recipe):
     """A recipe that starts from (or compares with) a checkpoint under demo-model/ names one a
     fresh clone has, for every persona mode: moving a shipped folder breaks here, not an hour in."""
@@ -186,7 +186,9 @@ def test_shipped_checkpoints_are_the_ones_their_card_lists(folder):
     prompt settings (build.json, which the simulator reads) are there for every one."""
     root = Path(__file__).resolve().parents[1] / folder
     card = json.loads((root / "card.json").read_text())
-    assert set(card["checkpoints"]) == {"real-sft", "real-grpo", "none-sft", "none-grpo"}
+    from customer_r1.training.stages import SHIPPED
+
+    assert set(card["checkpoints"]) == set(SHIPPED)
     for name, entry in card["checkpoints"].items():
         for f in ("model.safetensors", "tokenizer.json", "build.json", "metrics.json"):
             assert (root / name / f).exists(), f"{folder}/{name}/{f}"
